@@ -1,0 +1,37 @@
+# twin: the two commands a new user runs are `make demo` and `make test`.
+# Each creates/updates .venv itself (Python >= 3.11 on PATH is the only prerequisite).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SAMPLES := data/samples
+DEMO_OUT := workspace/demo
+
+.PHONY: demo test test-all bench venv clean lint
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/twin import $(SAMPLES)/muenchen-tum/lod2/*.gml --out $(DEMO_OUT)/scene --overwrite
+	$(VENV)/bin/twin info $(DEMO_OUT)/scene
+
+# Default run: everything but the cases marked slow. Tests on ../shared/data run when it is present.
+test: $(STAMP)
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest -m "not slow" -q
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/citygml.py
+
+clean:
+	rm -rf $(VENV) workspace .pytest_cache .hypothesis
