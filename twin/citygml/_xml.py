@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import io
 import os
 import re
@@ -23,12 +22,19 @@ class CountingReader(io.RawIOBase):
         self._raw = raw
         self._on_bytes = on_bytes
         self._last = 0
+        self.error: Exception | None = None
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b) -> int:
-        data = self._raw.read(len(b))
+        if self.error is not None:
+            return 0
+        try:
+            data = self._raw.read(min(len(b), 1 << 16))
+        except EOFError as exc:   # truncated gzip member: end the stream here, the XML parser reports the break
+            self.error = exc
+            data = b""
         n = len(data)
         b[:n] = data
         if self._on_bytes is not None:
@@ -55,6 +61,49 @@ class CountingReader(io.RawIOBase):
         super().close()
 
 
+class GzipStream(io.RawIOBase):
+    """Streaming gzip decompression that yields every byte it can from a truncated file.
+
+    ``gzip.GzipFile`` raises EOFError and drops the partial block of a cut-off file; zlib's
+    decompressobj hands out what it decoded, so an interrupted download still imports up to the break.
+    """
+
+    def __init__(self, path) -> None:
+        import zlib
+
+        self._zlib = zlib
+        self.fileobj = open(path, "rb")
+        self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._buf = b""
+        self.truncated = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        while not self._buf:
+            raw = self.fileobj.read(1 << 16)
+            if not raw:
+                if not self._d.eof:
+                    self.truncated = True
+                self._buf = self._d.flush()
+                if not self._buf:
+                    return b""
+                break
+            self._buf = self._d.decompress(raw)
+            if self._d.eof and self._d.unused_data:   # a multi-member gzip file
+                rest = self._d.unused_data
+                self._d = self._zlib.decompressobj(16 + self._zlib.MAX_WBITS)
+                self._buf += self._d.decompress(rest)
+        n = len(self._buf) if n is None or n < 0 else n
+        out, self._buf = self._buf[:n], self._buf[n:]
+        return out
+
+    def close(self) -> None:
+        self.fileobj.close()
+        super().close()
+
+
 def is_gzip(path: str | os.PathLike) -> bool:
     with open(path, "rb") as f:
         return f.read(2) == GZIP_MAGIC
@@ -77,7 +126,7 @@ def open_source(path: str | os.PathLike, on_bytes: Callable[[int], None] | None 
         raise CityGMLError(f"{path} is a directory; pass the CityGML files inside it")
     try:
         check_prolog(path)
-        raw = gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
+        raw = GzipStream(path) if is_gzip(path) else open(path, "rb")
     except (OSError, EOFError) as exc:
         if isinstance(exc, HostileXMLError):
             raise
@@ -87,11 +136,13 @@ def open_source(path: str | os.PathLike, on_bytes: Callable[[int], None] | None 
 
 def check_prolog(path: Path) -> None:
     """Refuse DTDs that declare entities or load external subsets; never resolve them."""
-    opener = gzip.open if is_gzip(path) else open
     head = b""
-    with opener(path, "rb") as f:
+    with (GzipStream(path) if is_gzip(path) else open(path, "rb")) as f:
         while len(head) < _PROLOG_LIMIT:
-            chunk = f.read(65536)
+            try:
+                chunk = f.read(65536)
+            except EOFError:   # truncated gzip: check what there is; the import reports the break
+                chunk = b""
             if not chunk:
                 break
             head += chunk

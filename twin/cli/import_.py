@@ -27,7 +27,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from twin.citygml import read_citygml
+    from twin.workflows import import_city
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:
@@ -42,11 +42,10 @@ def run(args: argparse.Namespace) -> int:
     bar = tqdm(total=total, unit="B", unit_scale=True, desc="import", file=sys.stderr,
                disable=args.quiet or None, dynamic_ncols=True)
     try:
-        scene = read_citygml(files, lod=args.lod, crs=args.crs, theme=args.theme, progress=bar.update,
-                             on_file=lambda f: bar.set_postfix_str(f.name))
+        scene = import_city(files, out, lod=args.lod, crs=args.crs, theme=args.theme, overwrite=args.overwrite,
+                            progress=bar.update, on_file=lambda f: bar.set_postfix_str(f.name))
     finally:
         bar.close()
-    scene.save(out, overwrite=args.overwrite)
     summary = scene.summary()
     counts = ", ".join(f"{n} {k}" for k, n in summary["counts"].items())
     skipped = summary["skipped"]

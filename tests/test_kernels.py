@@ -1,0 +1,79 @@
+"""The triangulation kernel against plain-NumPy references (area, orientation), Hypothesis over shapes."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from twin.citygml._kernels import newell_normals, triangulate_rings
+
+
+def reference_area_normal(ring: np.ndarray):
+    """Plain NumPy: Newell normal (length = 2 x area) of a closed ring without its closing point."""
+    nxt = np.roll(ring, -1, axis=0)
+    n = np.array([((ring[:, 1] - nxt[:, 1]) * (ring[:, 2] + nxt[:, 2])).sum(),
+                  ((ring[:, 2] - nxt[:, 2]) * (ring[:, 0] + nxt[:, 0])).sum(),
+                  ((ring[:, 0] - nxt[:, 0]) * (ring[:, 1] + nxt[:, 1])).sum()])
+    return np.linalg.norm(n) / 2, n
+
+
+def run(rings, flip=None):
+    coords = np.concatenate(rings)
+    counts = np.array([len(r) for r in rings], np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    flip = np.zeros(len(rings), bool) if flip is None else np.asarray(flip)
+    out = np.empty((int(np.maximum(counts - 2, 0).sum()) + 1, 3), np.int64)
+    ring_of = np.empty(len(out), np.int64)
+    n, status = triangulate_rings(coords, starts, counts, flip, out, ring_of, 1e-9)
+    return coords, out[:n], ring_of[:n], status
+
+
+def star(n, seed, rotate=None, z=0.0):
+    """A star-shaped (generally concave) polygon, counter-clockwise, in an arbitrary plane."""
+    rng = np.random.default_rng(seed)
+    ang = np.sort(rng.uniform(0, 2 * np.pi, n))
+    ang += np.arange(n) * 1e-3   # strictly increasing
+    r = rng.uniform(0.3, 1.0, n)
+    pts = np.c_[r * np.cos(ang), r * np.sin(ang), np.full(n, z)] * 10
+    if rotate is not None:
+        q, _ = np.linalg.qr(np.random.default_rng(rotate).normal(size=(3, 3)))
+        pts = pts @ q.T
+    return pts + np.array([690000.0, 5336000.0, 500.0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(3, 24), seed=st.integers(0, 10_000), rotate=st.one_of(st.none(), st.integers(0, 10_000)),
+       flip=st.booleans())
+def test_triangles_cover_the_polygon_area_with_its_orientation(n, seed, rotate, flip):
+    ring = star(n, seed, rotate)
+    coords, tris, ring_of, status = run([ring], [flip])
+    area_ref, normal_ref = reference_area_normal(ring)
+    assert status[0] == 0
+    assert len(tris) == n - 2
+    v = coords[tris]
+    cross = np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0])
+    # every triangle faces the ring's Newell normal (reversed when flipped); areas add up exactly
+    sign = -1 if flip else 1
+    assert (cross @ normal_ref * sign > 0).all()
+    assert np.linalg.norm(cross, axis=1).sum() / 2 == np.float64(area_ref) or \
+        abs(np.linalg.norm(cross, axis=1).sum() / 2 - area_ref) <= 1e-9 * area_ref + 1e-9
+
+
+def test_degenerate_rings_are_flagged_not_triangulated():
+    line = np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0]], float)          # collinear: zero area
+    dup = np.array([[0, 0, 0], [0, 0, 0], [1, 1, 1]], float)           # 2 distinct points
+    square = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], float)
+    coords, tris, ring_of, status = run([line, dup, square])
+    assert list(status) == [1, 1, 0]
+    assert set(ring_of) == {2} and len(tris) == 2
+
+
+def test_newell_normals_match_reference():
+    rings = [star(7, s, rotate=s) for s in range(5)]
+    coords = np.concatenate(rings)
+    counts = np.full(5, 7, np.int64)
+    out = np.empty((5, 3))
+    newell_normals(coords, np.arange(5, dtype=np.int64) * 7, counts, out)
+    for i, r in enumerate(rings):
+        assert np.allclose(out[i], reference_area_normal(r)[1], rtol=1e-9)

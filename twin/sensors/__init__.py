@@ -1,0 +1,1 @@
+"""Live sensor feeds (OGC SensorThings API, MQTT): built by the sensor issue."""
