@@ -323,7 +323,7 @@ class Scene:
         ts = self.triangle_surface[tri_keep]
         return Scene(crs=self.crs, origin=self.origin.copy(), vertices=self.vertices[used], uv=self.uv[used],
                      triangles=vmap[tris], triangle_feature=fid_map[self.triangle_feature[tri_keep]],
-                     triangle_surface=np.where(ts >= 0, smap[np.maximum(ts, 0)], -1),
+                     triangle_surface=np.where(ts >= 0, smap[np.maximum(ts, 0)], -1) if len(smap) else np.full(len(ts), -1),
                      triangle_surface_type=self.triangle_surface_type[tri_keep],
                      triangle_lod=self.triangle_lod[tri_keep], triangle_material=self.triangle_material[tri_keep],
                      triangle_texture=self.triangle_texture[tri_keep], features=feats, attributes=attrs,
