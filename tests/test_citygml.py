@@ -256,3 +256,48 @@ def test_read_several_files_into_one_scene():
     assert set(scene.features["source"]) == {str(f) for f in files}
     with pytest.raises(CRSError):
         read_citygml([CG / "3840_5820.xml", CG / "fzk_haus_lod2_v2.gml"])   # UTM33 + UTM32
+
+
+def test_vegetation_with_instanced_implicit_geometry(tmp_path):
+    """relativeGMLGeometry is instanced: p' = M[:3,:3] p + M[:3,3] + referencePoint."""
+    tri = polygon([(0, 0, 0), (1, 0, 0), (0, 1, 0)], "tpl")
+    member = ('<core:cityObjectMember xmlns:veg="http://www.opengis.net/citygml/vegetation/2.0">'
+              '<veg:SolitaryVegetationObject gml:id="tree1"><veg:species>1070</veg:species><veg:height uom="m">12'
+              '</veg:height><veg:lod2ImplicitRepresentation><core:ImplicitGeometry>'
+              '<core:transformationMatrix>2 0 0 1  0 2 0 0  0 0 2 0  0 0 0 1</core:transformationMatrix>'
+              f'<core:relativeGMLGeometry>{tri}</core:relativeGMLGeometry>'
+              '<core:referencePoint><gml:Point><gml:pos>100 200 50</gml:pos></gml:Point></core:referencePoint>'
+              '</core:ImplicitGeometry></veg:lod2ImplicitRepresentation></veg:SolitaryVegetationObject>'
+              '</core:cityObjectMember>')
+    scene = open_citygml(write(tmp_path, document(member)))
+    assert scene.layers == ["vegetation"] and scene.features.loc[0, "lod"] == 2
+    assert scene.attributes.loc[0, "species"] == "1070"
+    got = scene.vertices[np.unique(scene.triangles)]
+    want = np.array([[101, 200, 50], [103, 200, 50], [101, 202, 50]], float)
+    assert np.allclose(np.sort(got, axis=0), np.sort(want, axis=0), atol=1e-12)
+    assert len(scene.implicit) == 0 and len(scene.problems) == 0
+
+
+def test_generic_attribute_types(tmp_path):
+    attrs = ('<gml:name>Rathaus</gml:name><bldg:function>31001_1000</bldg:function>'
+             '<gen:intAttribute name="floors"><gen:value>4</gen:value></gen:intAttribute>'
+             '<gen:doubleAttribute name="area"><gen:value>123.5</gen:value></gen:doubleAttribute>'
+             '<gen:dateAttribute name="built"><gen:value>1901-05-01</gen:value></gen:dateAttribute>'
+             '<gen:uriAttribute name="web"><gen:value>https://example.org/r</gen:value></gen:uriAttribute>'
+             '<gen:measureAttribute name="eaves"><gen:value uom="m">7.5</gen:value></gen:measureAttribute>'
+             '<gen:genericAttributeSet name="energy"><gen:doubleAttribute name="demand"><gen:value>88</gen:value>'
+             '</gen:doubleAttribute></gen:genericAttributeSet>'
+             '<bldg:roofType>3100</bldg:roofType><bldg:measuredHeight uom="m">14.2</bldg:measuredHeight>'
+             '<bldg:storeysAboveGround>4</bldg:storeysAboveGround>')
+    scene = open_citygml(write(tmp_path, document(lod1_box_building("b", extra=attrs))))
+    a = scene.attributes.iloc[0]
+    t = scene.attribute_types
+    assert a["name"] == "Rathaus" and a["function"] == "31001_1000" and a["roofType"] == "3100"
+    assert a["floors"] == 4 and t["floors"]["type"] == "int"
+    assert a["area"] == 123.5 and t["area"]["type"] == "double"
+    assert a["built"] == "1901-05-01" and t["built"]["type"] == "date"
+    assert a["web"] == "https://example.org/r" and t["web"]["type"] == "uri"
+    assert a["eaves"] == 7.5 and t["eaves"] == {"type": "measure", "uom": "m"}
+    assert a["energy.demand"] == 88.0
+    assert a["measuredHeight"] == 14.2 and t["measuredHeight"] == {"type": "measure", "uom": "m"}
+    assert a["storeysAboveGround"] == 4 and str(scene.attributes["storeysAboveGround"].dtype) == "Int64"
