@@ -301,3 +301,10 @@ def test_generic_attribute_types(tmp_path):
     assert a["energy.demand"] == 88.0
     assert a["measuredHeight"] == 14.2 and t["measuredHeight"] == {"type": "measure", "uom": "m"}
     assert a["storeysAboveGround"] == 4 and str(scene.attributes["storeysAboveGround"].dtype) == "Int64"
+
+
+def test_parallel_read_equals_sequential():
+    files = sorted((TEST_DATA.parent.parent / "data" / "samples" / "muenchen-tum" / "lod2").glob("*.gml"))
+    a = read_citygml(files, workers=1)
+    b = read_citygml(files, workers=2)
+    assert a == b
