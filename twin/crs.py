@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from twin.errors import CRSError
 
-__all__ = ["SceneCRS", "parse_crs", "LOCAL_CRS"]
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+__all__ = ["SceneCRS", "parse_crs", "LOCAL_CRS", "resolve_crs", "register_grids", "height_transformer",
+           "to_ellipsoidal", "to_ecef", "to_enu", "enu_to_ecef_matrix"]
 
 #: The name of the unreferenced ("local engineering") CRS: coordinates are kept as they are.
 LOCAL_CRS = "local"
@@ -167,3 +172,265 @@ def parse_crs(text: "str | SceneCRS | int | None") -> SceneCRS:
     if not codes:
         raise CRSError(f"cannot read a CRS from srsName {s!r}; pass crs='EPSG:25832' (or --crs) to set it")
     return _split_codes(codes, s)
+
+
+# ---------------------------------------------------------------------------------------------
+# Heights: scene CRS -> ellipsoidal heights (EPSG:4979), ECEF (EPSG:4978) and a local ENU frame.
+# ---------------------------------------------------------------------------------------------
+
+#: EPSG code of WGS 84 geographic 3D (longitude, latitude, ellipsoidal height).
+GEOGRAPHIC_3D = "EPSG:4979"
+#: EPSG code of WGS 84 geocentric (ECEF) coordinates.
+ECEF = "EPSG:4978"
+
+#: Vertical datums whose heights go through another datum's quasigeoid, with the reason. DHHN92
+#: and DHHN2016 normal heights differ by a few centimetres (BKG, "Der neue Höhenbezug DHHN2016"),
+#: far below the accuracy of LoD2 models, and PROJ has no grid-based DHHN92 transformation
+#: (only a ballpark one that keeps the height unchanged).
+_VERTICAL_SUBSTITUTES = {
+    5783: (7837, "DHHN92 (EPSG:5783) heights transformed with the DHHN2016 quasigeoid GCG2016 "
+                 "(EPSG:7837); the two datums differ by a few centimetres"),
+}
+
+_GRID_DIR_NAME = "geoid"
+_registered_dirs: set[str] = set()
+
+
+def grid_directory():
+    """The folder of PROJ grids shipped with twin (the GCG2016 quasigeoid).
+
+    Returns
+    -------
+    pathlib.Path
+        ``twin/data/geoid`` inside the installed package.
+    """
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent / "data" / _GRID_DIR_NAME
+
+
+def register_grids(directory=None) -> None:
+    """Make PROJ find twin's shipped grids (no network needed); idempotent.
+
+    Parameters
+    ----------
+    directory : path-like, optional
+        Folder of PROJ grid files; default :func:`grid_directory`.
+    """
+    import pyproj
+
+    d = str(grid_directory() if directory is None else directory)
+    if d not in _registered_dirs:
+        pyproj.datadir.append_data_dir(d)
+        _registered_dirs.add(d)
+
+
+def resolve_crs(crs: "str | int | SceneCRS") -> tuple["object", str | None]:
+    """Turn any CRS spelling into the pyproj CRS used for height transformations.
+
+    Parameters
+    ----------
+    crs : str, int or SceneCRS
+        Any spelling :func:`parse_crs` accepts.
+
+    Returns
+    -------
+    pyproj_crs : pyproj.CRS
+        Compound (horizontal + vertical) where a vertical datum is known, else horizontal only.
+    note : str or None
+        Set when the vertical datum was substituted (DHHN92 through GCG2016); record it in the
+        scene's metadata.
+
+    Raises
+    ------
+    CRSError
+        For a local engineering CRS or an EPSG code that PROJ does not know.
+    """
+    import pyproj
+
+    scrs = parse_crs(crs)
+    if scrs.is_local:
+        raise CRSError("a local engineering CRS has no georeference, so it has no ellipsoidal heights; "
+                       "import the scene with crs='EPSG:25832+7837' (or --crs) if you know its CRS")
+    note = None
+    v = scrs.vertical_epsg
+    if v in _VERTICAL_SUBSTITUTES:
+        v, note = _VERTICAL_SUBSTITUTES[v]
+    text = scrs.horizontal if v is None else f"{scrs.horizontal}+{v}"
+    try:
+        return pyproj.CRS.from_user_input(text), note
+    except pyproj.exceptions.CRSError as exc:
+        raise CRSError(f"PROJ does not know the CRS {text!r} (from {scrs.source!r}); pass a valid "
+                       "crs='EPSG:...'") from exc
+
+
+def height_transformer(crs: "str | int | SceneCRS", target: str = GEOGRAPHIC_3D):
+    """The best PROJ transformation from a scene CRS to ``target``; refuses degraded ones.
+
+    The shipped grids are registered first. PROJ falls back, without error, to a "ballpark"
+    operation that keeps the height unchanged when a geoid grid is missing; that would put every
+    German building ~45 m below its true ellipsoidal height, so this raises instead.
+
+    Parameters
+    ----------
+    crs : str, int or SceneCRS
+        Source CRS; must have a vertical datum (a horizontal-only CRS has no defined heights).
+    target : str
+        ``"EPSG:4979"`` (lon, lat, ellipsoidal height) or ``"EPSG:4978"`` (ECEF), always x/y order.
+
+    Returns
+    -------
+    pyproj.Transformer
+        ``always_xy=True``.
+
+    Raises
+    ------
+    MissingGridError
+        When the best transformation needs a grid PROJ cannot find (the message names it), or
+        when only a ballpark vertical transformation exists.
+    CRSError
+        When the CRS has no vertical datum, or is local.
+    """
+    from pyproj.transformer import TransformerGroup
+
+    from twin.errors import MissingGridError
+
+    register_grids()
+    src, _ = resolve_crs(crs)
+    if not src.is_compound:
+        raise CRSError(f"the CRS {parse_crs(crs)} has no vertical datum, so its z values cannot be turned into "
+                       "ellipsoidal heights; import with crs='EPSG:25832+7837' (DHHN2016) or the datum of your data")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PROJ only warns about missing grids; we raise below
+        group = TransformerGroup(src, target, always_xy=True)
+    if not group.best_available or not group.transformers:
+        missing = sorted({g.short_name or g.name for op in group.unavailable_operations
+                          for g in op.grids if not g.available})
+        raise MissingGridError(
+            f"the best transformation from {src.name} to {target} needs the grid(s) {', '.join(missing) or '?'} "
+            "which PROJ cannot find; put them in a folder and call twin.crs.register_grids(folder) "
+            "(or set PROJ_DATA), e.g. from https://cdn.proj.org")
+    best = group.transformers[0]
+    if "ballpark vertical" in best.description.lower():
+        raise MissingGridError(
+            f"PROJ has no geoid-based transformation from {src.name} to {target} (only '{best.description}', "
+            "which keeps heights unchanged); install the geoid grid of this vertical datum and call "
+            "twin.crs.register_grids(folder)")
+    return best
+
+
+def _xyz(xyz) -> np.ndarray:
+    import numpy as np
+
+    a = np.asarray(xyz, dtype=np.float64)
+    if a.ndim != 2 or a.shape[1] != 3:
+        raise CRSError(f"expected points of shape (n, 3) (x, y, z in metres), got {a.shape}")
+    return a
+
+
+def to_ellipsoidal(crs: "str | int | SceneCRS", xyz) -> "np.ndarray":
+    """Scene coordinates to WGS 84 longitude, latitude (degrees) and ellipsoidal height (metres).
+
+    Parameters
+    ----------
+    crs : str, int or SceneCRS
+        The scene CRS, with a vertical datum.
+    xyz : array_like, shape (n, 3)
+        Easting, northing, physical height in metres.
+
+    Returns
+    -------
+    ndarray of float64, shape (n, 3)
+        lon (deg), lat (deg), h (m above the WGS 84 ellipsoid, EPSG:4979).
+
+    Examples
+    --------
+    >>> to_ellipsoidal("EPSG:25832+7837", [[565500.0, 5928500.0, 5.0]])[0, 2].round(2)
+    np.float64(45.02)
+    """
+    import numpy as np
+
+    p = _xyz(xyz)
+    t = height_transformer(crs, GEOGRAPHIC_3D)
+    lon, lat, h = t.transform(p[:, 0], p[:, 1], p[:, 2])
+    return np.column_stack([lon, lat, h]).astype(np.float64)
+
+
+def to_ecef(crs: "str | int | SceneCRS", xyz) -> "np.ndarray":
+    """Scene coordinates to Earth-centred Earth-fixed X, Y, Z in metres (EPSG:4978).
+
+    Parameters
+    ----------
+    crs : str, int or SceneCRS
+        The scene CRS, with a vertical datum.
+    xyz : array_like, shape (n, 3)
+        Easting, northing, physical height in metres.
+
+    Returns
+    -------
+    ndarray of float64, shape (n, 3)
+    """
+    import numpy as np
+
+    p = _xyz(xyz)
+    t = height_transformer(crs, ECEF)
+    x, y, z = t.transform(p[:, 0], p[:, 1], p[:, 2])
+    return np.column_stack([x, y, z]).astype(np.float64)
+
+
+def enu_to_ecef_matrix(crs: "str | int | SceneCRS", origin) -> "np.ndarray":
+    """The 4x4 matrix that maps a local east-north-up frame at ``origin`` to ECEF.
+
+    This is the root transform of 3D Tiles: geometry is stored in metres relative to the origin
+    (no float32 precision loss) and the matrix places it on the globe.
+
+    Parameters
+    ----------
+    crs : str, int or SceneCRS
+        The scene CRS, with a vertical datum.
+    origin : array_like, shape (3,)
+        Origin in scene coordinates (metres).
+
+    Returns
+    -------
+    ndarray of float64, shape (4, 4)
+        Columns: east, north, up unit vectors and the origin in ECEF (row-major, last row 0 0 0 1).
+    """
+    import numpy as np
+
+    o = _xyz(np.reshape(origin, (1, 3)))
+    lon, lat, _ = to_ellipsoidal(crs, o)[0]
+    ecef = to_ecef(crs, o)[0]
+    lam, phi = np.radians(lon), np.radians(lat)
+    east = np.array([-np.sin(lam), np.cos(lam), 0.0])
+    north = np.array([-np.sin(phi) * np.cos(lam), -np.sin(phi) * np.sin(lam), np.cos(phi)])
+    up = np.array([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)])
+    m = np.eye(4)
+    m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = east, north, up, ecef
+    return m
+
+
+def to_enu(crs: "str | int | SceneCRS", xyz, origin) -> "np.ndarray":
+    """Scene coordinates to a local east-north-up frame at ``origin`` (metres).
+
+    Parameters
+    ----------
+    crs : str, int or SceneCRS
+        The scene CRS, with a vertical datum.
+    xyz : array_like, shape (n, 3)
+        Points in scene coordinates (metres).
+    origin : array_like, shape (3,)
+        The frame's origin in scene coordinates.
+
+    Returns
+    -------
+    ndarray of float64, shape (n, 3)
+        East, north, up in metres; ``enu_to_ecef_matrix(crs, origin) @ [e, n, u, 1]`` gives ECEF.
+    """
+    import numpy as np
+
+    m = enu_to_ecef_matrix(crs, origin)
+    ecef = to_ecef(crs, xyz)
+    return (ecef - m[:3, 3]) @ m[:3, :3]  # rotation is orthonormal: inverse = transpose
