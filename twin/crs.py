@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from twin.errors import CRSError
@@ -291,11 +292,17 @@ def height_transformer(crs: "str | int | SceneCRS", target: str = GEOGRAPHIC_3D)
     CRSError
         When the CRS has no vertical datum, or is local.
     """
+    register_grids()
+    return _height_transformer(str(parse_crs(crs)), target, frozenset(_registered_dirs))
+
+
+@lru_cache(maxsize=32)
+def _height_transformer(crs: str, target: str, _grid_dirs: frozenset):
+    # cached: building a TransformerGroup costs ~0.3 s; the key includes the registered grid folders
     from pyproj.transformer import TransformerGroup
 
     from twin.errors import MissingGridError
 
-    register_grids()
     src, _ = resolve_crs(crs)
     if not src.is_compound:
         raise CRSError(f"the CRS {parse_crs(crs)} has no vertical datum, so its z values cannot be turned into "
