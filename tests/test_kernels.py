@@ -10,7 +10,11 @@ from twin.citygml._kernels import newell_normals, triangulate_rings
 
 
 def reference_area_normal(ring: np.ndarray):
-    """Plain NumPy: Newell normal (length = 2 x area) of a closed ring without its closing point."""
+    """Plain NumPy: Newell normal (length = 2 x area) of a closed ring without its closing point.
+
+    Computed on coordinates centred on the ring, so UTM-sized offsets cost no precision.
+    """
+    ring = ring - ring.mean(axis=0)
     nxt = np.roll(ring, -1, axis=0)
     n = np.array([((ring[:, 1] - nxt[:, 1]) * (ring[:, 2] + nxt[:, 2])).sum(),
                   ((ring[:, 2] - nxt[:, 2]) * (ring[:, 0] + nxt[:, 0])).sum(),
@@ -32,8 +36,8 @@ def run(rings, flip=None):
 def star(n, seed, rotate=None, z=0.0):
     """A star-shaped (generally concave) polygon, counter-clockwise, in an arbitrary plane."""
     rng = np.random.default_rng(seed)
-    ang = np.sort(rng.uniform(0, 2 * np.pi, n))
-    ang += np.arange(n) * 1e-3   # strictly increasing
+    # one vertex per angular sector: gaps stay < 180 degrees (n >= 4), so the ring is simple
+    ang = (np.arange(n) + rng.uniform(0.0, 0.9, n)) * 2 * np.pi / n
     r = rng.uniform(0.3, 1.0, n)
     pts = np.c_[r * np.cos(ang), r * np.sin(ang), np.full(n, z)] * 10
     if rotate is not None:
@@ -56,8 +60,8 @@ def test_triangles_cover_the_polygon_area_with_its_orientation(n, seed, rotate, 
     # every triangle faces the ring's Newell normal (reversed when flipped); areas add up exactly
     sign = -1 if flip else 1
     assert (cross @ normal_ref * sign > 0).all()
-    assert np.linalg.norm(cross, axis=1).sum() / 2 == np.float64(area_ref) or \
-        abs(np.linalg.norm(cross, axis=1).sum() / 2 - area_ref) <= 1e-9 * area_ref + 1e-9
+    # the triangles' areas are differences of UTM coordinates (~7e5 m, ulp 1e-10 m): relative 1e-8
+    assert abs(np.linalg.norm(cross, axis=1).sum() / 2 - area_ref) <= 1e-8 * area_ref
 
 
 def test_degenerate_rings_are_flagged_not_triangulated():
@@ -77,3 +81,12 @@ def test_newell_normals_match_reference():
     newell_normals(coords, np.arange(5, dtype=np.int64) * 7, counts, out)
     for i, r in enumerate(rings):
         assert np.allclose(out[i], reference_area_normal(r)[1], rtol=1e-9)
+
+
+def test_self_intersecting_ring_is_flagged():
+    # symmetric bow tie: the lobes cancel, zero Newell area -> degenerate (1)
+    sym = np.array([[0, 0, 0], [2, 2, 0], [2, 0, 0], [0, 2, 0]], float)
+    # lopsided bow tie: triangulated, but flagged as crossing itself (2)
+    lop = np.array([[0, 0, 0], [4, 4, 0], [4, 0, 0], [0, 1, 0]], float)
+    _, tris, ring_of, status = run([sym, lop])
+    assert list(status) == [1, 2] and set(ring_of) == {1}

@@ -228,7 +228,10 @@ def triangulate_rings(coords, ring_start, ring_count, flip, out_tris, out_ring, 
             a = loc[0]
             b = loc[1]
             c = loc[2]
-            if _cross2(px[a], py[a], px[b], py[b], px[c], py[c]) != 0.0:
+            last = _cross2(px[a], py[a], px[b], py[b], px[c], py[c])
+            if last < 0.0:
+                stalled = 1   # the last triangle is inverted: the ring crosses itself
+            if last != 0.0:
                 if rev:
                     out_tris[nt, 0] = idx[c]
                     out_tris[nt, 1] = idx[b]
