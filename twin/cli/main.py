@@ -9,7 +9,9 @@ import sys
 from twin.errors import TwinError
 
 # subcommand name -> module in twin.cli; each module defines add_parser(subparsers) and run(args) -> int
-SUBCOMMANDS = {"import": "twin.cli.import_", "info": "twin.cli.info", "grid": "twin.cli.grid"}
+SUBCOMMANDS = {"import": "twin.cli.import_", "info": "twin.cli.info", "grid": "twin.cli.grid",
+               "sim": "twin.cli.sim", "sensors": "twin.cli.sensors", "tiles": "twin.cli.tiles",
+               "serve": "twin.cli.serve"}
 
 
 def build_parser() -> argparse.ArgumentParser:
