@@ -22,13 +22,16 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from twin.crs import SceneCRS
 from twin.errors import CRSError, SceneFormatError, TwinIOError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from twin.grid import Grid, TerrainRaster
 
 __all__ = ["Scene", "SURFACE_TYPES", "LAYERS", "surface_type_code"]
 
@@ -171,6 +174,8 @@ class Scene:
         (``skipped`` when a feature or geometry was left out, ``warning`` otherwise).
     metadata : dict
         JSON-serialisable provenance: sources, reader options, themes found, software version.
+    terrain : twin.grid.TerrainRaster or None
+        Terrain model under the scene (saved as ``terrain.tif``); see ``twin.terrain.attach_terrain``.
     """
 
     crs: SceneCRS
@@ -193,6 +198,7 @@ class Scene:
     implicit: pd.DataFrame = field(default_factory=lambda: empty_table("implicit"))
     problems: pd.DataFrame = field(default_factory=lambda: empty_table("problems"))
     metadata: dict = field(default_factory=dict)
+    terrain: "TerrainRaster | None" = None
 
     def __post_init__(self) -> None:
         self.origin = np.asarray(self.origin, dtype=np.float64).reshape(3)
@@ -432,6 +438,8 @@ class Scene:
                   "metadata": self.metadata, "counts": {"features": len(self.features),
                                                         "triangles": self.n_triangles}}
         (tmp / "scene.json").write_text(json.dumps(header, indent=1, default=str))
+        if self.terrain is not None:
+            self.terrain.to_geotiff(tmp / "terrain.tif")
         tmp.rename(path)
         return path
 
@@ -456,9 +464,20 @@ class Scene:
         for name, idx in (("features", "feature_id"), ("attributes", "feature_id"),
                           ("surfaces", "surface_id"), ("materials", "material_id"), ("textures", "texture_id")):
             tables[name].index = pd.RangeIndex(len(tables[name]), name=idx)
+        terrain = None
+        if (path / "terrain.tif").exists():
+            from twin.grid import TerrainRaster  # lazy: twin.grid imports nothing at twin.scene import
+
+            terrain = TerrainRaster.from_geotiff(path / "terrain.tif")
         return cls(crs=SceneCRS.from_dict(head["crs"]), origin=np.asarray(head["origin"]),
                    attribute_types=head.get("attribute_types", {}), metadata=head.get("metadata", {}),
-                   **arrays, **tables)
+                   terrain=terrain, **arrays, **tables)
+
+    def to_grid(self, resolution: float, *, bounds=None, **options) -> "Grid":
+        """Burn the scene into a simulation grid; see :func:`twin.grid.scene_to_grid`."""
+        from twin.grid import scene_to_grid
+
+        return scene_to_grid(self, resolution, bounds=bounds, **options)
 
     # ------------------------------------------------------------------ comparison
     def equals(self, other: "Scene") -> bool:
@@ -481,6 +500,9 @@ class Scene:
                 pd.testing.assert_frame_equal(a, b, check_index_type=False, check_exact=True)
             except AssertionError:
                 return False
+        if (self.terrain is None) != (other.terrain is None) or (
+                self.terrain is not None and not self.terrain.equals(other.terrain)):
+            return False
         return (json.dumps(self.attribute_types, sort_keys=True) == json.dumps(other.attribute_types, sort_keys=True)
                 and json.dumps(self.metadata, sort_keys=True, default=str)
                 == json.dumps(other.metadata, sort_keys=True, default=str))
