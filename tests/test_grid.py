@@ -291,3 +291,23 @@ def test_terrain_raster_geotiff_round_trip_and_sampling(tmp_path):
     assert t.sample([105.0], [203.0])[0] == pytest.approx(6.0)  # a cell centre: row 1, col 2 -> 6
     assert t.sample([106.0], [203.0])[0] == pytest.approx(6.5)  # halfway to col 3 (7)
     assert np.isnan(t.sample([99.0], [203.0])[0])  # outside
+
+
+# ------------------------------------------------------------------ CLI
+def test_cli_grid_writes_netcdf_and_geotiff(tmp_path, capsys):
+    from twin.cli.main import main
+
+    ext = [(10.3, 20.2), (30.7, 20.2), (30.7, 25.9), (10.3, 25.9)]
+    scene = synthetic_scene([(ext, [], 100.0, 12.0)], terrain=flat_terrain(0, 0, 50, 50))
+    scene.save(tmp_path / "scene")
+    assert main(["grid", str(tmp_path / "scene"), "--resolution", "1", "--out", str(tmp_path / "g.nc")]) == 0
+    assert "126 building cells" in capsys.readouterr().out  # 21 x 6 centres, see the rectangle test
+    assert Grid.from_netcdf(tmp_path / "g.nc").equals(scene.to_grid(1.0))
+    assert main(["grid", str(tmp_path / "scene"), "--resolution", "2", "--field", "dsm",
+                 "--out", str(tmp_path / "dsm.tif")]) == 0
+    one = Grid.from_geotiff(tmp_path / "dsm.tif")
+    assert list(one.fields) == ["dsm"] and one.shape == (25, 25)
+    # refuses to overwrite; unknown suffix is an error with a fix
+    assert main(["grid", str(tmp_path / "scene"), "--resolution", "1", "--out", str(tmp_path / "g.nc")]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["grid", str(tmp_path / "scene"), "--resolution", "1", "--out", str(tmp_path / "g.xyz")]) == 2

@@ -376,6 +376,28 @@ class Grid:
         except rasterio.errors.RasterioIOError as exc:
             raise TwinIOError(f"cannot read grid GeoTIFF {path}: {exc}") from exc
 
+    def write(self, path: str | os.PathLike, *, fields: "list[str] | str | None" = None,
+              overwrite: bool = False) -> Path:
+        """Write to NetCDF (``.nc``, all fields) or GeoTIFF (``.tif``/``.tiff``, ``fields`` or all).
+
+        Raises
+        ------
+        TwinValueError
+            For another suffix, or ``fields`` with a NetCDF path.
+        """
+        suffix = Path(path).suffix.lower()
+        if suffix in (".nc", ".nc4", ".netcdf"):
+            if fields is not None:
+                names = [fields] if isinstance(fields, str) else list(fields)
+                sub = Grid(self.transform, self.crs, self.shape, {n: self[n] for n in names},
+                           {n: self.units[n] for n in names}, dict(self.attrs))
+                return sub.to_netcdf(path, overwrite=overwrite)
+            return self.to_netcdf(path, overwrite=overwrite)
+        if suffix in (".tif", ".tiff"):
+            return self.to_geotiff(path, fields=fields, overwrite=overwrite)
+        raise TwinValueError(f"cannot tell the format of {path}: use a .nc (NetCDF, all fields) or .tif "
+                             "(GeoTIFF, one field with --field) file name")
+
     def equals(self, other: object) -> bool:
         """Same transform, CRS, shape, fields (dtype and values, NaN == NaN), units and attrs."""
         if not (isinstance(other, Grid) and tuple(self.transform) == tuple(other.transform)
