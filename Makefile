@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/twin import $(SAMPLES)/muenchen-tum/lod2/*.gml --out $(DEMO_OUT)/scene --overwrite
+	$(VENV)/bin/twin import $(SAMPLES)/muenchen-tum/lod2/*.gml --terrain $(SAMPLES)/muenchen-tum/dgm1/*.tif \
+		--crs EPSG:25832+7837 --out $(DEMO_OUT)/scene --overwrite
 	$(VENV)/bin/twin info $(DEMO_OUT)/scene
 
 # Default run: everything but the cases marked slow. Tests on ../shared/data run when it is present.

@@ -70,3 +70,27 @@ def test_lod_option(tmp_path):
     twin("import", f, "--out", tmp_path / "s", "--lod", "1", check=True)
     info = json.loads(twin("info", tmp_path / "s", "--json", check=True).stdout)
     assert 1 in info["lods"] and 2 not in info["lods"]
+
+
+def test_import_with_terrain_and_alignment(tmp_path):
+    lod2 = sorted((SAMPLES / "muenchen-tum" / "lod2").glob("*.gml"))
+    dgm = sorted((SAMPLES / "muenchen-tum" / "dgm1").glob("*.tif"))
+    proc = twin("import", *lod2, "--terrain", *dgm, "--crs", "EPSG:25832+7837", "--out", tmp_path / "s", check=True)
+    assert "terrain: 436 x 518 cells" in proc.stdout   # clipped mosaic of the four DGM1 tiles
+    info = json.loads(twin("info", tmp_path / "s", "--json", check=True).stdout)
+    assert info["crs"]["vertical"] == "EPSG:7837"
+    assert info["terrain"]["shape"] == [518, 436]
+    # demo-city PROVENANCE.md: DEBY_LOD2_4959457's ground surface is a sunken level (509.79 m against
+    # DGM 515.98 m); the other three stand within 0.5 m of the terrain
+    assert info["alignment"]["sinking"] == ["DEBY_LOD2_4959457"] and info["alignment"]["floating"] == []
+    text = twin("info", tmp_path / "s", check=True).stdout
+    assert "sink by more than 0.5 m: DEBY_LOD2_4959457" in text
+
+
+def test_import_without_terrain_warns_and_interpolates(tmp_path):
+    src = tmp_path / "city.gml"
+    src.write_text(document(lod1_box_building("a"), lod1_box_building("b", 20, 0, 2)))
+    proc = twin("import", src, "--out", tmp_path / "s", check=True)
+    assert "approximate terrain was interpolated" in proc.stderr
+    info = json.loads(twin("info", tmp_path / "s", "--json", check=True).stdout)
+    assert info["terrain"]["method"] == "interpolated"

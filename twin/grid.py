@@ -698,9 +698,9 @@ def approximate_terrain(scene: "Scene", *, resolution: float = 1.0, margin: floa
         return TerrainRaster(data, transform, scene.crs, {"method": "tin", "triangles": int(len(relief))})
     idx, _ = building_footprints(scene)
     pts = scene.vertices[np.unique(scene.triangles[idx])] if len(idx) else np.zeros((0, 3))
-    tic = scene.metadata.get("terrain_intersection_points")
-    if tic:
-        pts = np.vstack([pts, np.asarray(tic, float).reshape(-1, 3)])
+    tic = scene.terrain_intersection
+    if len(tic):
+        pts = np.vstack([pts, tic[["x", "y", "z"]].to_numpy(np.float64)])
     if not len(pts):
         raise TwinValueError("the scene has no terrain: no DEM, no TINRelief and no building ground points; "
                              "pass a DEM with --terrain (attach_terrain)")

@@ -82,12 +82,14 @@ _TEXTURE_COLUMNS = {"theme": "string", "gml_id": "string", "image_uri": "string"
 _IMPLICIT_COLUMNS = {"feature": "int64", "lod": "int8", "mime_type": "string",
                      "library_object": "string", "ref_x": "float64", "ref_y": "float64",
                      "ref_z": "float64", **{f"m{i}": "float64" for i in range(16)}}
+_TIC_COLUMNS = {"feature": "int64", "x": "float64", "y": "float64", "z": "float64"}
 _PROBLEM_COLUMNS = {"id": "string", "type": "string", "reason": "string", "line": "Int64",
                     "file": "string", "action": "string"}
 
 _ARRAY_FIELDS = ("vertices", "uv", "triangles", "triangle_feature", "triangle_surface",
                  "triangle_surface_type", "triangle_lod", "triangle_material", "triangle_texture")
-_TABLE_FIELDS = ("features", "attributes", "surfaces", "materials", "textures", "implicit", "problems")
+_TABLE_FIELDS = ("features", "attributes", "surfaces", "materials", "textures", "implicit", "problems",
+                 "terrain_intersection")
 
 
 def _empty(columns: dict[str, str], index_name: str | None = None) -> pd.DataFrame:
@@ -101,7 +103,8 @@ def empty_table(kind: str) -> pd.DataFrame:
     """An empty table of one of the scene's kinds, with the right columns and dtypes."""
     columns = {"features": _FEATURE_COLUMNS, "surfaces": _SURFACE_COLUMNS,
                "materials": _MATERIAL_COLUMNS, "textures": _TEXTURE_COLUMNS,
-               "implicit": _IMPLICIT_COLUMNS, "problems": _PROBLEM_COLUMNS, "attributes": {}}[kind]
+               "implicit": _IMPLICIT_COLUMNS, "problems": _PROBLEM_COLUMNS, "attributes": {},
+               "terrain_intersection": _TIC_COLUMNS}[kind]
     index = {"features": "feature_id", "attributes": "feature_id", "surfaces": "surface_id",
              "materials": "material_id", "textures": "texture_id"}.get(kind)
     df = _empty(columns, index)
@@ -116,7 +119,8 @@ def typed_table(kind: str, rows: dict[str, list] | pd.DataFrame) -> pd.DataFrame
     df = pd.DataFrame(rows)
     for col, dtype in {"features": _FEATURE_COLUMNS, "surfaces": _SURFACE_COLUMNS,
                        "materials": _MATERIAL_COLUMNS, "textures": _TEXTURE_COLUMNS,
-                       "implicit": _IMPLICIT_COLUMNS, "problems": _PROBLEM_COLUMNS}.get(kind, {}).items():
+                       "implicit": _IMPLICIT_COLUMNS, "problems": _PROBLEM_COLUMNS,
+                       "terrain_intersection": _TIC_COLUMNS}.get(kind, {}).items():
         if col not in df:
             df[col] = pd.Series([pd.NA] * len(df), dtype=dtype) if dtype in ("string", "Int64", "boolean") \
                 else pd.Series(np.full(len(df), np.nan), dtype="float64")
@@ -169,6 +173,9 @@ class Scene:
     implicit : DataFrame
         Implicit geometries that could not be instanced (external library objects): reference
         point and 4x4 transformation matrix (row-major ``m0``..``m15``).
+    terrain_intersection : DataFrame
+        Points of the features' TerrainIntersectionCurves (``feature``, ``x``, ``y``, ``z``): where a
+        building meets the ground, used to approximate terrain when no DEM is given.
     problems : DataFrame
         What the import reported: ``id``, ``type``, ``reason``, ``line``, ``file``, ``action``
         (``skipped`` when a feature or geometry was left out, ``warning`` otherwise).
@@ -197,6 +204,7 @@ class Scene:
     textures: pd.DataFrame = field(default_factory=lambda: empty_table("textures"))
     implicit: pd.DataFrame = field(default_factory=lambda: empty_table("implicit"))
     problems: pd.DataFrame = field(default_factory=lambda: empty_table("problems"))
+    terrain_intersection: pd.DataFrame = field(default_factory=lambda: empty_table("terrain_intersection"))
     metadata: dict = field(default_factory=dict)
     terrain: "TerrainRaster | None" = None
 
@@ -326,6 +334,11 @@ class Scene:
         if len(impl):
             impl["feature"] = fid_map[impl["feature"].to_numpy()]
             impl = impl.reset_index(drop=True)
+        tic = self.terrain_intersection
+        tic = tic[keep_features[tic["feature"].to_numpy()]].copy() if len(tic) else tic.copy()
+        if len(tic):
+            tic["feature"] = fid_map[tic["feature"].to_numpy()]
+            tic = tic.reset_index(drop=True)
         ts = self.triangle_surface[tri_keep]
         return Scene(crs=self.crs, origin=self.origin.copy(), vertices=self.vertices[used], uv=self.uv[used],
                      triangles=vmap[tris], triangle_feature=fid_map[self.triangle_feature[tri_keep]],
@@ -335,6 +348,7 @@ class Scene:
                      triangle_texture=self.triangle_texture[tri_keep], features=feats, attributes=attrs,
                      attribute_types=dict(self.attribute_types), surfaces=surfs, materials=self.materials.copy(),
                      textures=self.textures.copy(), implicit=impl, problems=self.problems.copy(),
+                     terrain_intersection=tic, terrain=self.terrain,
                      metadata=json.loads(json.dumps(self.metadata)))
 
     @classmethod
@@ -408,6 +422,9 @@ class Scene:
             textures=_renumber(pd.concat([s.textures for s in scenes], ignore_index=True), "texture_id"),
             implicit=pd.concat(impls, ignore_index=True),
             problems=pd.concat([s.problems for s in scenes], ignore_index=True),
+            terrain_intersection=pd.concat([t.assign(feature=t["feature"].to_numpy() + foff[i]) for i, t in
+                                            enumerate(s.terrain_intersection for s in scenes)], ignore_index=True),
+            terrain=_common_terrain(scenes),
             metadata=meta,
         )
         return out
@@ -516,6 +533,19 @@ class Scene:
         counts = ", ".join(f"{k}={v}" for k, v in self.features["type"].value_counts().items())
         return (f"<Scene crs={self.crs} features={len(self.features)} ({counts}) "
                 f"triangles={self.n_triangles} layers={self.layers}>")
+
+
+def _common_terrain(scenes: Sequence["Scene"]):
+    """The terrain a merged scene keeps: the one raster its parts share (or the only one), else None.
+
+    Parts with different terrain rasters are not mosaicked here; attach one terrain to the merged
+    scene (``twin.terrain.attach_terrain``) instead.
+    """
+    rasters = [s.terrain for s in scenes if s.terrain is not None]
+    if not rasters:
+        return None
+    first = rasters[0]
+    return first if all(r is first or r.equals(first) for r in rasters[1:]) else None
 
 
 def _renumber(df: pd.DataFrame, name: str) -> pd.DataFrame:

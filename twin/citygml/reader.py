@@ -210,6 +210,8 @@ class _Builder:
         self.interior_skipped: dict[str, int] = defaultdict(int)
         self.unknown_geometry: dict[str, int] = defaultdict(int)
         self.feature_lods: dict[int, int] = {}
+        self.tic_chunks: list[np.ndarray] = []
+        self.tic_feature: list[np.ndarray] = []
 
     # ------------------------------------------------------------------ problems
     def problem(self, ident, ftype, reason, line, action="skipped") -> None:
@@ -263,6 +265,8 @@ class _Builder:
                     geoms[lod].append(child)
                 elif kind in _IMPLICIT_KINDS:
                     geoms[lod].append(child)
+                elif kind in ("TerrainIntersection", "TerrainIntersectionCurve"):
+                    self._terrain_intersection(child, fid)
                 continue
             if name in ("boundedBy", "boundary"):
                 for s in _children(child):
@@ -322,6 +326,18 @@ class _Builder:
         for k in nested:
             self.feature(k, fid, root, member)
         return fid
+
+    def _terrain_intersection(self, prop, fid: int) -> None:
+        """Keep the points of a TerrainIntersectionCurve (where the feature meets the ground)."""
+        for pl in prop.iter("{*}posList", "{*}pos"):
+            try:
+                vals = np.fromstring(pl.text or "", sep=" ")
+            except ValueError:
+                continue
+            dim = int(pl.get("srsDimension") or 3)
+            if dim == 3 and vals.size % 3 == 0 and vals.size:
+                self.tic_chunks.append(vals.reshape(-1, 3))
+                self.tic_feature.append(np.full(vals.size // 3, fid, np.int64))
 
     def _surface(self, s, fid: int, out: list) -> None:
         sname = _local(s.tag)
@@ -1041,19 +1057,19 @@ def _import_member(b: _Builder, fel) -> None:
         b.interior_skipped[name] += 1
         return
     marks = (len(b.f_gml_id), len(b.s_gml_id), len(b.b_rings), len(b.b_poly), len(b.implicit_rows),
-             len(b.problems), b.n_polys)
+             len(b.problems), b.n_polys, len(b.tic_chunks))
     try:
         b.feature(fel, -1, None, _Member(fel, None))
     except (CRSError, HostileXMLError):
         raise
     except Exception as exc:  # noqa: BLE001 - one broken feature never aborts the import
-        nf, ns, nr, np_, ni, npb, npolys = marks
+        nf, ns, nr, np_, ni, npb, npolys, ntic = marks
         if b.n_polys != npolys:   # a batch was flushed mid-feature: keep its geometry, drop the rest
             nr = np_ = 0
         for lst, n in ((b.f_gml_id, nf), (b.f_type, nf), (b.f_parent, nf), (b.f_root, nf), (b.f_layer, nf),
                        (b.f_lod, nf), (b.f_line, nf), (b.f_attrs, nf), (b.s_gml_id, ns), (b.s_type, ns),
                        (b.s_feature, ns), (b.b_rings, nr), (b.b_ring_ids, nr), (b.b_poly, np_),
-                       (b.implicit_rows, ni), (b.problems, npb)):
+                       (b.implicit_rows, ni), (b.problems, npb), (b.tic_chunks, ntic), (b.tic_feature, ntic)):
             del lst[n:]
         for key in [k for k, v in b.pending.items()]:
             b.pending[key] = [(c, l) for c, l in b.pending[key] if c.fid < nf]
@@ -1118,6 +1134,11 @@ def _finish(b: _Builder, path: Path) -> Scene:
     surfaces = typed_table("surfaces", {"gml_id": b.s_gml_id, "type": b.s_type, "feature": b.s_feature})
     implicit = typed_table("implicit", b.implicit_rows) if b.implicit_rows else empty_table("implicit")
     problems = typed_table("problems", b.problems) if b.problems else empty_table("problems")
+    tic = empty_table("terrain_intersection")
+    if b.tic_chunks:
+        pts = np.concatenate(b.tic_chunks)
+        tic = typed_table("terrain_intersection", {"feature": np.concatenate(b.tic_feature), "x": pts[:, 0],
+                                                   "y": pts[:, 1], "z": pts[:, 2]})
     if b.unknown_geometry:
         for name, n in b.unknown_geometry.items():
             problems.loc[len(problems)] = [None, name, f"{n} gml:{name} geometries are not supported and were "
@@ -1139,7 +1160,8 @@ def _finish(b: _Builder, path: Path) -> Scene:
                  triangle_surface=tattr[:, 1], triangle_surface_type=tattr[:, 2], triangle_lod=tattr[:, 3],
                  triangle_material=tri_material, triangle_texture=tri_texture, features=features,
                  attributes=attributes, attribute_types=b.attr_types, surfaces=surfaces, materials=materials,
-                 textures=textures, implicit=implicit, problems=problems, metadata=meta)
+                 textures=textures, implicit=implicit, problems=problems, terrain_intersection=tic,
+                 metadata=meta)
 
 
 def _attribute_table(rows: list[dict], types: dict[str, dict]) -> pd.DataFrame:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+import warnings
 from pathlib import Path
 
-from twin.errors import TwinIOError
+from twin.errors import TwinIOError, TwinWarning
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -19,6 +19,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--crs", help="CRS where the files name none (e.g. EPSG:25832, EPSG:25832+7837, local)")
     p.add_argument("--lod", type=int, choices=range(5), help="level of detail (default: highest per feature)")
     p.add_argument("--theme", help="appearance theme to keep (default: the first)")
+    p.add_argument("--terrain", nargs="+", metavar="DEM",
+                   help="DEM tiles (GeoTIFF/COG, .asc, DGM1 .xyz) to mosaic under the scene; without them the "
+                        "CityGML TINRelief, else an approximation from building ground heights (with a warning)")
+    p.add_argument("--terrain-margin", type=float, default=150.0, metavar="M",
+                   help="metres of terrain kept around the buildings (default 150)")
     p.add_argument("--overwrite", action="store_true", help="replace SCENE_DIR if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -42,15 +47,23 @@ def run(args: argparse.Namespace) -> int:
     bar = tqdm(total=total, unit="B", unit_scale=True, desc="import", file=sys.stderr,
                disable=args.quiet or None, dynamic_ncols=True)
     try:
-        scene = import_city(files, out, lod=args.lod, crs=args.crs, theme=args.theme, overwrite=args.overwrite,
-                            progress=bar.update, on_file=lambda f: bar.set_postfix_str(f.name))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", TwinWarning)
+            scene = import_city(files, out, lod=args.lod, crs=args.crs, theme=args.theme, terrain=args.terrain,
+                                terrain_margin=args.terrain_margin, overwrite=args.overwrite,
+                                progress=bar.update, on_file=lambda f: bar.set_postfix_str(f.name))
     finally:
         bar.close()
+    for w in caught:
+        print(f"twin import: warning: {w.message}", file=sys.stderr)
     summary = scene.summary()
     counts = ", ".join(f"{n} {k}" for k, n in summary["counts"].items())
     skipped = summary["skipped"]
-    warnings = len(summary["problems"]) - skipped
+    n_warnings = len(summary["problems"]) - skipped
     print(f"imported {counts or 'no features'}; {summary['triangles']} triangles; CRS {scene.crs} -> {out}")
-    if skipped or warnings:
-        print(f"{skipped} skipped, {warnings} warnings (see `twin info {out}`)")
+    if scene.terrain is not None:
+        t = scene.terrain
+        print(f"terrain: {t.data.shape[1]} x {t.data.shape[0]} cells ({t.metadata.get('method', 'raster')})")
+    if skipped or n_warnings:
+        print(f"{skipped} skipped, {n_warnings} warnings (see `twin info {out}`)")
     return 0

@@ -17,9 +17,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from twin.scene import Scene
+    from twin.terrain import format_alignment
+    from twin.workflows import scene_info
 
     scene = Scene.load(args.scene)
-    summary = scene.summary()
+    summary = scene_info(scene)
     if args.json:
         print(json.dumps(summary, default=str))
         return 0
@@ -39,6 +41,16 @@ def run(args: argparse.Namespace) -> int:
     if summary["materials"] or summary["textures"]:
         print(f"appearance {summary['materials']} materials, {summary['textures']} textures "
               f"(theme {scene.metadata.get('appearance_theme')!r})")
+    t = summary["terrain"]
+    if t is not None:
+        rows, cols = t["shape"]
+        rng = f"{t['min']:.2f} .. {t['max']:.2f} m" if t["min"] is not None else "all nodata"
+        print(f"terrain   {cols} x {rows} cells at {abs(t['resolution'][0]):g} m, heights {rng}, "
+              f"{t['nodata_fraction'] * 100:.1f} % nodata ({t['method']})")
+        for line in format_alignment(summary["alignment"]):
+            print(f"          {line}")
+    else:
+        print("terrain   none (import with --terrain DEM...)")
     problems = summary["problems"]
     print(f"problems  {summary['skipped']} skipped, {len(problems) - summary['skipped']} warnings")
     for p in problems[: args.problems]:
