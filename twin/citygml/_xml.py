@@ -173,3 +173,45 @@ def check_prolog(path: Path) -> None:
     if b"<!DOCTYPE" in upper and (b"SYSTEM" in upper or b"PUBLIC" in upper or b"[" in head):
         raise HostileXMLError(f"{path}: the document has a DOCTYPE with an external or internal subset; "
                               "DTDs are refused for safety and never loaded. Remove the DOCTYPE to import it")
+
+
+class SliceStream(io.RawIOBase):
+    """A document assembled from byte strings and byte ranges of one file, read sequentially.
+
+    Used to parse one chunk of a large CityGML file on its own: the original header (up to the
+    first ``cityObjectMember``), a run of whole members, and the root's closing tag.
+    """
+
+    def __init__(self, path, parts) -> None:
+        self._f = open(path, "rb")
+        self._parts = list(parts)   # bytes, or (start, end) ranges of the file
+        self._cur: bytes | tuple | None = None
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        while True:
+            if self._cur is None:
+                if not self._parts:
+                    return 0
+                self._cur = self._parts.pop(0)
+                self._pos = 0
+                if isinstance(self._cur, tuple):
+                    self._f.seek(self._cur[0])
+            if isinstance(self._cur, bytes):
+                data = self._cur[self._pos:self._pos + len(b)]
+            else:
+                start, end = self._cur
+                data = self._f.read(min(len(b), end - start - self._pos))
+            if not data:
+                self._cur = None
+                continue
+            self._pos += len(data)
+            b[:len(data)] = data
+            return len(data)
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()

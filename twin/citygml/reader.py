@@ -17,6 +17,7 @@ truncated document imports what came before the break and reports it.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import warnings
@@ -102,11 +103,21 @@ _GEN_TYPES = {"stringAttribute": "string", "intAttribute": "int", "doubleAttribu
               "CodeAttribute": "string"}
 _BATCH_RINGS = 40000
 _PARALLEL_MIN_BYTES = 8 << 20
+_SPLIT_MIN_BYTES = 32 << 20
 _MIN_AREA_M2 = 1e-9
 
 
+_LOCAL: dict = {}
+
+
 def _local(tag) -> str:
-    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
+    """Local name of a (namespaced) tag; cached, since a document uses a few hundred tags at most."""
+    name = _LOCAL.get(tag)
+    if name is None:
+        name = tag.rpartition("}")[2] if isinstance(tag, str) else ""
+        if len(_LOCAL) < 10000:
+            _LOCAL[tag] = name
+    return name
 
 
 def _gml_id(el) -> str | None:
@@ -114,9 +125,8 @@ def _gml_id(el) -> str | None:
 
 
 def _children(el):
-    for c in el:
-        if isinstance(c.tag, str):
-            yield c
+    """Element children only (no comments, PIs or entities), filtered in C."""
+    return el.iterchildren(etree.Element)
 
 
 def _text(el) -> str:
@@ -508,6 +518,8 @@ class _Builder:
                          f"xlink:href={href!r} points outside the document; external references are not "
                          "followed", prop.sourceline, "warning")
             return
+        if href[1:] in ctx.seen:   # e.g. a Solid's member that a boundary surface already gave us
+            return
         target = ctx.member.lookup(href[1:]) if ctx.member is not None else None
         if target is None:
             self.pending[href[1:]].append((ctx.with_(member=None), prop.sourceline))
@@ -551,6 +563,9 @@ class _Builder:
         if el in ctx.seen:
             return
         ctx.seen.add(el)
+        pid = _gml_id(el)
+        if pid:
+            ctx.seen.add(pid)
         if self.crs is None:
             raise CRSError(f"{self.path}: no CRS: neither the envelope nor the geometry (line "
                            f"{el.sourceline}) has an srsName; pass crs='EPSG:25832' (or --crs EPSG:25832), "
@@ -559,11 +574,12 @@ class _Builder:
         ring_ids = []
         try:
             for prop in _children(el):
-                pname = _local(prop.tag)
-                if pname not in ("exterior", "interior", "outerBoundaryIs", "innerBoundaryIs"):
+                ptag = prop.tag
+                interior = ptag in _INTERIOR_TAGS
+                if not interior and ptag not in _EXTERIOR_TAGS:
                     continue
                 for ring in _children(prop):
-                    if pname in ("interior", "innerBoundaryIs") and not rings:
+                    if interior and not rings:
                         raise _FeatureError("interior ring before the exterior ring")
                     xyz = _ring_coords(ring)
                     if ctx.transform is not None:
@@ -579,14 +595,7 @@ class _Builder:
             self.problem(_gml_id(el) or self.f_gml_id[ctx.fid], self.f_type[ctx.fid],
                          "polygon skipped: it has no exterior ring", el.sourceline)
             return
-        ext = rings[0]
-        if len(ext) < 3 or len(np.unique(ext, axis=0)) < 3:
-            self.problem(_gml_id(el) or self.f_gml_id[ctx.fid], self.f_type[ctx.fid],
-                         f"polygon skipped: fewer than 3 distinct points ({len(np.unique(ext, axis=0))})",
-                         el.sourceline)
-            return
         first = len(self.b_rings)
-        pid = _gml_id(el)
         if pid:
             polyno = self.n_polys + len(self.b_poly)
             self.geom_index[pid] = (polyno, polyno + 1)
@@ -853,8 +862,31 @@ def _address(el) -> str:
     return " ".join(leaves)
 
 
+_GML_URIS = ("http://www.opengis.net/gml", "http://www.opengis.net/gml/3.2")
+_LINEAR_RING_TAGS = {f"{{{u}}}LinearRing" for u in _GML_URIS}
+_POSLIST_TAGS = {f"{{{u}}}posList" for u in _GML_URIS}
+_EXTERIOR_TAGS = {f"{{{u}}}{n}" for u in _GML_URIS for n in ("exterior", "outerBoundaryIs")}
+_INTERIOR_TAGS = {f"{{{u}}}{n}" for u in _GML_URIS for n in ("interior", "innerBoundaryIs")}
+
+
 def _ring_coords(ring) -> np.ndarray:
     """Vertex coordinates (n, 3) of a gml:LinearRing without the closing point."""
+    if ring.tag in _LINEAR_RING_TAGS and len(ring) == 1:
+        # fast path: <gml:LinearRing><gml:posList> with 3D coordinates (nearly every real file)
+        c = ring[0]
+        if c.tag in _POSLIST_TAGS:
+            d = c.get("srsDimension") or ring.get("srsDimension")
+            if d is None or d == "3":
+                vals = np.fromstring(c.text or "", sep=" ")
+                n = vals.size
+                if n % 3:
+                    raise _FeatureError(f"ring has {n} coordinate values, not a multiple of srsDimension=3")
+                if not math.isfinite(vals.sum()):
+                    raise _FeatureError("ring has non-finite coordinates")
+                xyz = vals.reshape(-1, 3)
+                if n >= 6 and vals[0] == vals[n - 3] and vals[1] == vals[n - 2] and vals[2] == vals[n - 1]:
+                    xyz = xyz[:-1]
+                return xyz
     name = _local(ring.tag)
     if name != "LinearRing":
         raise _FeatureError(f"gml:{name} rings are not supported (only gml:LinearRing)")
@@ -957,7 +989,7 @@ def _iter_members(stream, on_error: Callable[[Exception], None]):
 
 
 def open_citygml(path: str | os.PathLike, *, lod: int | None = None, crs=None, theme: str | None = None,
-                 progress: Callable[[int], None] | None = None) -> Scene:
+                 progress: Callable[[int], None] | None = None, workers: int | None = None) -> Scene:
     """Import one CityGML 1.0, 2.0 or 3.0 file (``.gml``, ``.xml``, ``.citygml``, gzip-compressed or not).
 
     Parameters
@@ -974,6 +1006,12 @@ def open_citygml(path: str | os.PathLike, *, lod: int | None = None, crs=None, t
         Appearance theme to keep (default: the first one in the document).
     progress : callable, optional
         Called with the number of (compressed) bytes read since the last call.
+    workers : int, optional
+        Processes that import parts of one large file side by side (split at top-level
+        ``cityObjectMember`` boundaries). Default: one per core for uncompressed files of 32 MB or
+        more, else 1. The result is the same as a serial import; files whose parts refer to each
+        other (XLinks across parts, global appearances, CRS only on some geometries) are imported
+        serially.
 
     Returns
     -------
@@ -999,11 +1037,31 @@ def open_citygml(path: str | os.PathLike, *, lod: int | None = None, crs=None, t
     user_crs = parse_crs(crs) if crs is not None else None
     if lod is not None and lod not in (0, 1, 2, 3, 4):
         raise TwinValueError(f"lod must be 0, 1, 2, 3 or 4, not {lod!r}")
-    b = _Builder(path, lod=lod, crs=user_crs, theme=theme)
+    if workers is None:
+        try:
+            big = path.stat().st_size >= _SPLIT_MIN_BYTES
+        except OSError:
+            big = False
+        workers = min(os.cpu_count() or 1, 4) if big else 1
+    if workers > 1:
+        _xml.check_prolog(path) if path.exists() else None
+        plan = _split_plan(path, workers)
+        if plan is not None:
+            scene = _open_split(path, plan, lod=lod, crs=user_crs, theme=theme, progress=progress)
+            if scene is not None:
+                return scene
+    return _import_document(path, lambda: _xml.open_source(path, progress), lambda: _xml.open_source(path),
+                            lod=lod, crs=user_crs, theme=theme)
+
+
+def _import_document(path: Path, opener, reopener, *, lod, crs, theme, line_offset: int = 0,
+                     hash_source: bool = True) -> Scene:
+    """Stream one document (a file, or a chunk of one) into a Scene."""
+    b = _Builder(path, lod=lod, crs=crs, theme=theme)
     gml_ns = None
     broken: list[Exception] = []
     n_members = 0
-    with _xml.open_source(path, progress) as stream:
+    with opener() as stream:
         for el, kind in _iter_members(stream, broken.append):
             if gml_ns is None:
                 root = el.getroottree().getroot()
@@ -1035,14 +1093,125 @@ def open_citygml(path: str | os.PathLike, *, lod: int | None = None, crs=None, t
                   line, "truncated")
     b.flush()
     if b.pending:
-        _second_pass(b, path)
+        _second_pass(b, path, reopener)
     if b.crs is None:
         if not b.f_gml_id:
             raise CityGMLError(f"{path}: no CityGML features found")
         b.crs = SceneCRS(None, None, None) if b.n_verts == 0 else b.crs
         if b.crs is None:
             raise CRSError(f"{path}: no CRS; pass crs='EPSG:25832' (or --crs)")
-    return _finish(b, path)
+    scene = _finish(b, path, hash_source=hash_source)
+    if line_offset:
+        for table in (scene.features, scene.problems):
+            table["line"] = table["line"].where(table["line"].isna() | (table["line"] < 0),
+                                                table["line"] + line_offset)
+    return scene
+
+
+_MEMBER_START = re.compile(rb"<((?:[A-Za-z_][\w.-]*:)?)cityObjectMember[\s>]")
+_ROOT_START = re.compile(rb"<((?:[A-Za-z_][\w.-]*:)?)CityModel[\s>]")
+
+
+def _split_plan(path: Path, n: int):
+    """Byte ranges that split a document into ``n`` runs of whole top-level members, or None."""
+    import mmap
+
+    try:
+        if _xml.is_gzip(path) or path.stat().st_size < 2 << 10:
+            return None
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            head = mm[: 1 << 20]
+            m = _MEMBER_START.search(head)
+            r = _ROOT_START.search(head)
+            if m is None or r is None or r.start() > m.start():
+                return None
+            if mm.find(b"appearanceMember") != -1 or mm.find(b"featureMember") != -1:
+                return None   # global appearances / GML feature members refer across members
+            tag = b"<" + m.group(1) + b"cityObjectMember"
+            close = b"</" + r.group(1) + b"CityModel>"
+            end = mm.rfind(close)
+            if end == -1:
+                return None   # truncated: the serial reader reports the break
+            size = len(mm)
+            starts = [m.start()]
+            for k in range(1, n):
+                pos = mm.find(tag, max(size * k // n, starts[-1] + 1))
+                while pos != -1 and mm[pos + len(tag):pos + len(tag) + 1] not in (b">", b" ", b"\n", b"\t", b"\r"):
+                    pos = mm.find(tag, pos + 1)
+                if pos == -1 or pos >= end:
+                    break
+                starts.append(pos)
+            if len(starts) < 2:
+                return None
+            header = mm[: m.start()]
+            bounds = starts + [end]
+            chunks = []
+            lines_before = 0
+            cursor = 0
+            header_lines = header.count(b"\n")
+            for a, z in zip(bounds[:-1], bounds[1:]):
+                lines_before += mm[cursor:a].count(b"\n")
+                cursor = a
+                chunks.append((a, z, lines_before - header_lines))
+            return {"header": header, "footer": close, "chunks": chunks}
+    except (OSError, ValueError):
+        return None
+
+
+def _import_chunk(path: Path, header: bytes, start: int, end: int, footer: bytes, lod, crs, theme,
+                  line_offset: int) -> Scene:
+    parts = lambda: _xml.SliceStream(path, [header, (start, end), footer])  # noqa: E731
+    return _import_document(path, parts, parts, lod=lod, crs=crs, theme=theme, line_offset=line_offset,
+                            hash_source=False)
+
+
+def _open_split(path: Path, plan: dict, *, lod, crs, theme, progress) -> Scene | None:
+    """Import the chunks of ``plan`` in worker processes; None when the parts turn out to depend on
+    each other (the caller then imports serially)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    with ProcessPoolExecutor(max_workers=len(plan["chunks"]), mp_context=ctx) as pool:
+        futures = [pool.submit(_import_chunk, path, plan["header"], a, z, plan["footer"], lod, crs, theme, off)
+                   for a, z, off in plan["chunks"]]
+        parts = []
+        try:
+            for fut, (a, z, _) in zip(futures, plan["chunks"]):
+                parts.append(fut.result())
+                if progress is not None:
+                    progress(z - a)
+        except CRSError:
+            return None   # e.g. the srsName sits on the first geometry only
+    for part in parts:
+        reasons = part.problems["reason"]
+        if reasons.str.contains("dangling link", regex=False).any():
+            return None   # maybe a reference into another chunk: the serial reader decides
+    try:
+        scene = Scene.concat(parts)
+    except CRSError:
+        return None
+    meta = dict(parts[0].metadata)
+    stat = path.stat()
+    meta["sources"] = [{"path": str(path), "bytes": stat.st_size, "sha256": _sha256(path)}]
+    srs: dict[str, int] = defaultdict(int)
+    interior: dict[str, int] = defaultdict(int)
+    themes: list[str] = []
+    # every part parsed the shared header: count its srsNames (the document envelope) once
+    header_srs = re.findall(rb'srsName="([^"]*)"', plan["header"])
+    for i, part in enumerate(parts):
+        for k, v in part.metadata["srs_names"].items():
+            srs[k] += v
+        if i:
+            for h in header_srs:
+                srs[h.decode("utf-8", "replace")] -= 1
+        for k, v in part.metadata["interior_features_skipped"].items():
+            interior[k] += v
+        themes += [t for t in part.metadata["appearance_themes"] if t not in themes]
+    meta.update(srs_names=dict(srs), interior_features_skipped=dict(interior), appearance_themes=themes,
+                parallel_parts=len(parts))
+    scene.metadata = meta
+    return scene
 
 
 def _import_member(b: _Builder, fel) -> None:
@@ -1078,11 +1247,11 @@ def _import_member(b: _Builder, fel) -> None:
         b.problem(_gml_id(fel), name, f"feature skipped: {type(exc).__name__}: {exc}", fel.sourceline)
 
 
-def _second_pass(b: _Builder, path: Path) -> None:
+def _second_pass(b: _Builder, path: Path, reopener) -> None:
     """Resolve XLinks that cross top-level members: stream the document again for the targets."""
     wanted = set(b.pending)
     found: set[str] = set()
-    with _xml.open_source(path) as stream:
+    with reopener() as stream:
         for el, kind in _iter_members(stream, lambda exc: None):
             if kind == "envelope":
                 continue
@@ -1107,7 +1276,7 @@ def _second_pass(b: _Builder, path: Path) -> None:
                       "geometry is missing", line, "warning")
 
 
-def _finish(b: _Builder, path: Path) -> Scene:
+def _finish(b: _Builder, path: Path, *, hash_source: bool = True) -> Scene:
     vertices = np.concatenate(b.vert_chunks) if b.vert_chunks else np.zeros((0, 3))
     tris = np.concatenate(b.tri_chunks) if b.tri_chunks else np.zeros((0, 3), np.int64)
     tattr = np.concatenate(b.tri_attr_chunks) if b.tri_attr_chunks else np.zeros((0, 4), np.int64)
@@ -1146,7 +1315,7 @@ def _finish(b: _Builder, path: Path) -> Scene:
     stat = path.stat()
     meta = {
         "reader": "twin.citygml",
-        "sources": [{"path": str(path), "bytes": stat.st_size, "sha256": _sha256(path)}],
+        "sources": [{"path": str(path), "bytes": stat.st_size, "sha256": _sha256(path) if hash_source else None}],
         "citygml_versions": sorted(ns.rsplit("/", 1)[-1] for ns in b.citygml_ns),
         "srs_names": dict(b.srs_seen),
         "lod": b.want_lod,
