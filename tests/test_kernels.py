@@ -90,3 +90,22 @@ def test_self_intersecting_ring_is_flagged():
     lop = np.array([[0, 0, 0], [4, 4, 0], [4, 0, 0], [0, 1, 0]], float)
     _, tris, ring_of, status = run([sym, lop])
     assert list(status) == [1, 2] and set(ring_of) == {1}
+
+
+def test_batch_poslist_parse_equals_one_by_one():
+    """The reader's one-call parse of a batch of posLists equals parsing each ring alone."""
+    from twin.citygml.reader import _parse_posList_batch, _posList_to_xyz
+
+    rng = np.random.default_rng(7)
+    texts = []
+    for n in (3, 4, 5, 9, 4):
+        pts = rng.normal(500000, 50, (n, 3))
+        closed = np.vstack([pts, pts[:1]]) if n != 5 else pts   # one ring left open
+        texts.append("\n  ".join(" ".join(f"{v:.3f}" for v in p) for p in closed))
+    coords, counts = _parse_posList_batch(texts)
+    ref = [_posList_to_xyz(t) for t in texts]
+    assert list(counts) == [len(r) for r in ref] == [3, 4, 5, 9, 4]
+    assert np.array_equal(coords, np.concatenate(ref))
+    assert _parse_posList_batch(["0 0 0 1 1 1 2 2", "0 0 0"]) is None       # not a multiple of 3
+    assert _parse_posList_batch(["0 0 0 1 1 1 2 2 x"]) is None              # not numbers
+    assert _parse_posList_batch(["0 0 nan 1 1 1 2 2 2"]) is None            # NaN inside a ring

@@ -108,6 +108,7 @@ _MIN_AREA_M2 = 1e-9
 
 
 _LOCAL: dict = {}
+_ELEM = etree.Element   # iterchildren(_ELEM): element children only, filtered in C
 
 
 def _local(tag) -> str:
@@ -266,11 +267,10 @@ class _Builder:
         surfaces: list[tuple[int, object, dict]] = []   # (surface id, element, lod -> props)
         nested = []
         tin_lod = None
-        for child in _children(el):
-            name = _local(child.tag)
-            m = _LOD_PROP.match(name)
-            if m:
-                lod, kind = int(m.group(1)), m.group(2)
+        for child in el.iterchildren(_ELEM):
+            info = _TAG_INFO.get(child.tag) or _tag_info(child.tag)
+            name, lod, kind = info
+            if lod >= 0:
                 if kind in _SURFACE_GEOMETRY_KINDS:
                     geoms[lod].append(child)
                 elif kind in _IMPLICIT_KINDS:
@@ -279,7 +279,7 @@ class _Builder:
                     self._terrain_intersection(child, fid)
                 continue
             if name in ("boundedBy", "boundary"):
-                for s in _children(child):
+                for s in child.iterchildren(_ELEM):
                     if _local(s.tag) in _SURFACE_NAME:
                         self._surface(s, fid, surfaces)
                     elif _local(s.tag) in _FEATURE_TYPES:   # 3.0 boundary may hold other features
@@ -297,10 +297,10 @@ class _Builder:
                 self._type_attr("lod", "string")
                 continue
             if name == "appearance":
-                for a in _children(child):
+                for a in child.iterchildren(_ELEM):
                     self.appearance(a, member)
                 continue
-            kids = list(_children(child))
+            kids = list(child.iterchildren(_ELEM))
             if kids and _local(kids[0].tag) in _FEATURE_TYPES:
                 for k in kids:
                     if _local(k.tag) in _INTERIOR:
@@ -357,13 +357,12 @@ class _Builder:
         self.s_feature.append(fid)
         lods: dict[int, list] = defaultdict(list)
         openings = []
-        for c in _children(s):
-            cname = _local(c.tag)
-            m = _LOD_PROP.match(cname)
-            if m and m.group(2) in _SURFACE_GEOMETRY_KINDS:
-                lods[int(m.group(1))].append(c)
+        for c in s.iterchildren(_ELEM):
+            cname, clod, ckind = _TAG_INFO.get(c.tag) or _tag_info(c.tag)
+            if clod >= 0 and ckind in _SURFACE_GEOMETRY_KINDS:
+                lods[clod].append(c)
             elif cname in ("opening", "fillingSurface"):
-                for o in _children(c):
+                for o in c.iterchildren(_ELEM):
                     if _local(o.tag) in _SURFACE_NAME:
                         openings.append(o)
         out.append((sid, s, lods))
@@ -423,13 +422,13 @@ class _Builder:
     def _generic(self, el, name: str, prefix: str):
         """Yield (name, type, value, uom) for a generic attribute element (2.0 or 3.0 style)."""
         if name == "genericAttribute":   # 3.0 wrapper property
-            for c in _children(el):
+            for c in el.iterchildren(_ELEM):
                 yield from self._generic(c, _local(c.tag), prefix)
             return
         if name in ("genericAttributeSet", "GenericAttributeSet"):
             set_name = el.get("name")
             inner = []
-            for c in _children(el):
+            for c in el.iterchildren(_ELEM):
                 cn = _local(c.tag)
                 if cn == "name":
                     set_name = _text(c)
@@ -444,7 +443,7 @@ class _Builder:
             return
         key = el.get("name")
         value_el = None
-        for c in _children(el):
+        for c in el.iterchildren(_ELEM):
             cn = _local(c.tag)
             if cn == "name":
                 key = _text(c)
@@ -466,14 +465,14 @@ class _Builder:
 
     # ------------------------------------------------------------------ implicit geometry
     def implicit(self, prop, ctx: _Ctx) -> None:
-        for ig in _children(prop):
+        for ig in prop.iterchildren(_ELEM):
             if _local(ig.tag) != "ImplicitGeometry":
                 continue
             matrix = np.eye(4)
             ref = np.zeros(3)
             lib = mime = None
             rel = None
-            for c in _children(ig):
+            for c in ig.iterchildren(_ELEM):
                 cn = _local(c.tag)
                 if cn == "transformationMatrix":
                     vals = np.fromstring(_text(c), sep=" ")
@@ -509,8 +508,11 @@ class _Builder:
         if href is not None:
             self.resolve(href, prop, ctx)
             return
-        for child in _children(prop):
-            self.geometry(child, ctx)
+        for child in prop.iterchildren(_ELEM):
+            if child.tag in _POLYGON_TAGS and child.get("srsName") is None:
+                self.polygon(child, ctx)   # the common case, without the dispatch below
+            else:
+                self.geometry(child, ctx)
 
     def resolve(self, href: str, prop, ctx: _Ctx) -> None:
         if not href.startswith("#"):
@@ -536,14 +538,15 @@ class _Builder:
         elif name == "OrientableSurface":
             flip = el.get("orientation", "+").strip() == "-"
             c2 = ctx.with_(flip=ctx.flip != flip)
-            for prop in _children(el):
+            for prop in el.iterchildren(_ELEM):
                 self.member_geometry(prop, c2)
         elif name in _AGGREGATES:
             start = self.n_polys + len(self.b_poly)
-            for prop in _children(el):
-                pname = _local(prop.tag)
-                if pname in ("interior",) and name == "Solid":
+            for prop in el.iterchildren(_ELEM):
+                ptag = prop.tag
+                if name == "Solid" and ptag in _INTERIOR_TAGS:
                     continue   # cavities of a solid are not visible surfaces
+                pname = _local(ptag)
                 if pname in _POLYGONS or pname in _AGGREGATES:   # gml:surfaceMembers-less patches
                     self.geometry(prop, ctx)
                 else:
@@ -552,7 +555,7 @@ class _Builder:
             if gid:
                 self.geom_index[gid] = (start, self.n_polys + len(self.b_poly))
         elif name in ("patches", "trianglePatches", "polygonPatches"):
-            for c in _children(el):
+            for c in el.iterchildren(_ELEM):
                 self.geometry(c, ctx)
         elif name in _NON_SURFACES:
             return
@@ -573,14 +576,20 @@ class _Builder:
         rings = []
         ring_ids = []
         try:
-            for prop in _children(el):
+            for prop in el.iterchildren(_ELEM):
                 ptag = prop.tag
                 interior = ptag in _INTERIOR_TAGS
                 if not interior and ptag not in _EXTERIOR_TAGS:
                     continue
-                for ring in _children(prop):
+                for ring in prop.iterchildren(_ELEM):
                     if interior and not rings:
                         raise _FeatureError("interior ring before the exterior ring")
+                    if ctx.transform is None and ring.tag in _LINEAR_RING_TAGS and len(ring) == 1:
+                        c = ring[0]
+                        if c.tag in _POSLIST_TAGS and (c.get("srsDimension") or ring.get("srsDimension") or "3") == "3":
+                            rings.append(c.text or "")   # parsed with the whole batch in flush()
+                            ring_ids.append(_gml_id(ring))
+                            continue
                     xyz = _ring_coords(ring)
                     if ctx.transform is not None:
                         m, ref = ctx.transform
@@ -612,10 +621,14 @@ class _Builder:
         if not self.b_poly:
             return
         rings, polys = self.b_rings, self.b_poly
-        counts = np.fromiter((len(r) for r in rings), np.int64, len(rings))
+        reported: set[int] = set()
+        parsed = _parse_posList_batch(rings) if rings and all(isinstance(r, str) for r in rings) else None
+        if parsed is not None:
+            coords, counts = parsed
+        else:
+            coords, counts = self._parse_rings_one_by_one(rings, polys, reported)
         starts = np.zeros(len(rings), np.int64)
         np.cumsum(counts[:-1], out=starts[1:])
-        coords = np.concatenate(rings) if rings else np.zeros((0, 3))
         poly_first = np.array([p[0] for p in polys], np.int64)
         poly_nr = np.array([p[1] for p in polys], np.int64)
         simple = poly_nr == 1
@@ -642,6 +655,8 @@ class _Builder:
         order = np.argsort(tri_poly, kind="stable")
         tris, tri_poly = tris[order], tri_poly[order]
         for p in bad:
+            if p in reported:
+                continue
             _, _, fid, _, _, _, _, line, pid = polys[p]
             self.problem(pid or self.f_gml_id[fid], self.f_type[fid],
                          "polygon skipped: degenerate (fewer than 3 distinct points or zero area)", line)
@@ -666,6 +681,32 @@ class _Builder:
         self.n_polys += len(polys)
         self.b_rings, self.b_poly, self.b_ring_ids = [], [], []
 
+    def _parse_rings_one_by_one(self, rings: list, polys: list, reported: set) -> tuple[np.ndarray, np.ndarray]:
+        """Coordinates of a batch with some non-posList rings (or a bad one): ring by ring; a polygon
+        with an unreadable ring is reported and gets no vertices."""
+        arrays = []
+        ring_poly = np.zeros(len(rings), np.int64)
+        for i, (first, nr) in enumerate((p[0], p[1]) for p in polys):
+            ring_poly[first:first + nr] = i
+        for k, r in enumerate(rings):
+            if isinstance(r, str):
+                try:
+                    r = _posList_to_xyz(r)
+                except (ValueError, _FeatureError) as exc:
+                    p = int(ring_poly[k])
+                    if p not in reported:
+                        reported.add(p)
+                        _, _, fid, _, _, _, _, line, pid = polys[p]
+                        self.problem(pid or self.f_gml_id[fid], self.f_type[fid], f"polygon skipped: {exc}", line)
+                    r = np.zeros((0, 3))
+            arrays.append(r)
+        for p in reported:   # drop every ring of a broken polygon, not only the unreadable one
+            first, nr = polys[p][0], polys[p][1]
+            for k in range(first, first + nr):
+                arrays[k] = np.zeros((0, 3))
+        counts = np.fromiter((len(a) for a in arrays), np.int64, len(arrays))
+        return (np.concatenate(arrays) if arrays else np.zeros((0, 3))), counts
+
     # ------------------------------------------------------------------ appearance
     def appearance(self, app, member) -> None:
         """Collect an app:Appearance (inside a feature or a top-level appearanceMember)."""
@@ -673,12 +714,12 @@ class _Builder:
             return
         theme = None
         datas = []
-        for c in _children(app):
+        for c in app.iterchildren(_ELEM):
             cn = _local(c.tag)
             if cn == "theme":
                 theme = _text(c)
             elif cn in ("surfaceDataMember", "surfaceData"):
-                datas.extend(_children(c))
+                datas.extend(c.iterchildren(_ELEM))
         theme = theme or ""
         if theme not in self.themes:
             self.themes.append(theme)
@@ -688,7 +729,7 @@ class _Builder:
             if kind == "X3DMaterial":
                 props: dict = {}
                 targets = []
-                for c in _children(d):
+                for c in d.iterchildren(_ELEM):
                     cn = _local(c.tag)
                     if cn == "target":
                         targets.append((c.get(XLINK_HREF) or _text(c)).lstrip("#"))
@@ -698,7 +739,7 @@ class _Builder:
             elif kind == "ParameterizedTexture":
                 props = {}
                 targets = []
-                for c in _children(d):
+                for c in d.iterchildren(_ELEM):
                     cn = _local(c.tag)
                     if cn == "target":
                         targets.append(_texture_target(c))
@@ -815,8 +856,8 @@ def _texture_target(t):
     uri = t.get("uri")
     holder = t
     if uri is None:   # CityGML 3.0: target/TextureAssociation/target + texParameterization
-        for assoc in _children(t):
-            for c in _children(assoc):
+        for assoc in t.iterchildren(_ELEM):
+            for c in assoc.iterchildren(_ELEM):
                 cn = _local(c.tag)
                 if cn == "target":
                     uri = c.get(XLINK_HREF) or _text(c)
@@ -828,7 +869,7 @@ def _texture_target(t):
     w2t = None
     for tc in holder.iter("{*}TexCoordList", "{*}TexCoordGen"):
         if _local(tc.tag) == "TexCoordList":
-            for c in _children(tc):
+            for c in tc.iterchildren(_ELEM):
                 if _local(c.tag) == "textureCoordinates":
                     ring = (c.get("ring") or "").lstrip("#")
                     try:
@@ -863,10 +904,71 @@ def _address(el) -> str:
 
 
 _GML_URIS = ("http://www.opengis.net/gml", "http://www.opengis.net/gml/3.2")
+_POLYGON_TAGS = {f"{{{u}}}{n}" for u in _GML_URIS for n in ("Polygon", "Triangle")}
+_TAG_INFO: dict = {}
+
+
+def _tag_info(tag) -> tuple[str, int, str]:
+    """(local name, LoD or -1, geometry kind) of a feature's child tag, e.g. lod2Solid -> (.., 2, "Solid")."""
+    name = _local(tag)
+    m = _LOD_PROP.match(name)
+    info = (name, int(m.group(1)), m.group(2)) if m else (name, -1, "")
+    if len(_TAG_INFO) < 10000:
+        _TAG_INFO[tag] = info
+    return info
 _LINEAR_RING_TAGS = {f"{{{u}}}LinearRing" for u in _GML_URIS}
 _POSLIST_TAGS = {f"{{{u}}}posList" for u in _GML_URIS}
 _EXTERIOR_TAGS = {f"{{{u}}}{n}" for u in _GML_URIS for n in ("exterior", "outerBoundaryIs")}
 _INTERIOR_TAGS = {f"{{{u}}}{n}" for u in _GML_URIS for n in ("interior", "innerBoundaryIs")}
+
+
+def _posList_to_xyz(text: str) -> np.ndarray:
+    """(n, 3) coordinates of one 3D posList without the closing point."""
+    vals = np.fromstring(text, sep=" ")
+    n = vals.size
+    if n % 3:
+        raise _FeatureError(f"ring has {n} coordinate values, not a multiple of srsDimension=3")
+    if not math.isfinite(vals.sum()):
+        raise _FeatureError("ring has non-finite coordinates")
+    xyz = vals.reshape(-1, 3)
+    if n >= 6 and vals[0] == vals[n - 3] and vals[1] == vals[n - 2] and vals[2] == vals[n - 1]:
+        xyz = xyz[:-1]
+    return xyz
+
+
+def _parse_posList_batch(texts: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """All rings of a batch in one ``fromstring`` call: texts joined by a NaN separator.
+
+    Returns (coords without closing points, vertex count per ring), or None when any ring is
+    unreadable (wrong count, non-finite, not numbers), so the caller can find and report it.
+    """
+    try:
+        vals = np.fromstring(" nan ".join(texts), sep=" ")
+    except ValueError:
+        return None
+    sep = np.flatnonzero(np.isnan(vals))
+    if len(sep) != len(texts) - 1 or np.isinf(vals).any():
+        return None
+    start = np.concatenate([[0], sep + 1])
+    end = np.concatenate([sep, [len(vals)]])
+    size = end - start
+    if (size % 3).any():
+        return None
+    n = size // 3
+    # closing point: last triple equals the first
+    has = n >= 2
+    first = start[has]
+    last = end[has] - 3
+    closed = np.zeros(len(texts), bool)
+    closed[has] = ((vals[first] == vals[last]) & (vals[first + 1] == vals[last + 1])
+                   & (vals[first + 2] == vals[last + 2]))
+    keep = np.ones(len(vals), bool)
+    keep[sep] = False
+    drop = end[closed]
+    for k in range(3):
+        keep[drop - 3 + k] = False
+    coords = vals[keep].reshape(-1, 3)
+    return coords, (n - closed).astype(np.int64)
 
 
 def _ring_coords(ring) -> np.ndarray:
@@ -893,7 +995,7 @@ def _ring_coords(ring) -> np.ndarray:
     dim = 3
     vals = None
     texts = []
-    for c in _children(ring):
+    for c in ring.iterchildren(_ELEM):
         cn = _local(c.tag)
         if cn == "posList":
             d = c.get("srsDimension") or ring.get("srsDimension")
@@ -1079,10 +1181,10 @@ def _import_document(path: Path, opener, reopener, *, lod, crs, theme, line_offs
                 continue
             n_members += 1
             if kind == "appearanceMember":
-                for app in _children(el):
+                for app in el.iterchildren(_ELEM):
                     b.appearance(app, None)
                 continue
-            for fel in _children(el):
+            for fel in el.iterchildren(_ELEM):
                 _import_member(b, fel)
     if broken:
         exc = broken[0]
@@ -1217,7 +1319,7 @@ def _open_split(path: Path, plan: dict, *, lod, crs, theme, progress) -> Scene |
 def _import_member(b: _Builder, fel) -> None:
     """Import one top-level feature; on any error roll back its rows and report it."""
     name = _local(fel.tag)
-    if name not in _FEATURE_TYPES and not any(_LOD_PROP.match(_local(c.tag)) for c in _children(fel)):
+    if name not in _FEATURE_TYPES and not any(_LOD_PROP.match(_local(c.tag)) for c in fel.iterchildren(_ELEM)):
         if name not in _FEATURE_TYPES:
             b.problem(_gml_id(fel), name, f"<{name}> is not a CityGML feature type twin imports; skipped",
                       fel.sourceline)
