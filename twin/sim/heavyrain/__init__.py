@@ -1,1 +1,14 @@
-"""Placeholder package; built by a later issue."""
+"""Heavy rain (Starkregen): a local-inertial 2D inundation model on a raster.
+
+Public surface: :class:`HeavyRainModel` (state and time loop), the forcing types and
+:func:`simulate` (the workflow-level run with outputs). Importing this package compiles nothing.
+"""
+
+from __future__ import annotations
+
+from twin.sim.heavyrain.forcing import (Losses, PointInflow, RainGrid, RainSeries, design_storm, read_inflow_csv,
+                                        read_rain_csv, read_rain_netcdf, uniform_rain)
+from twin.sim.heavyrain.model import HeavyRainModel, SimulationUnstableError, WaterBalance
+
+__all__ = ["HeavyRainModel", "WaterBalance", "SimulationUnstableError", "RainSeries", "RainGrid", "PointInflow",
+           "Losses", "uniform_rain", "design_storm", "read_rain_csv", "read_inflow_csv", "read_rain_netcdf"]

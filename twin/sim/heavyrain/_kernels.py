@@ -1,0 +1,330 @@
+"""Numba kernels of the local-inertial heavy-rain model (private; imports numpy, numba and math only).
+
+Grid layout (all arrays C-contiguous, row 0 = north):
+
+- cells ``(ny, nx)``: ``h`` depth (m, float32), ``z`` bed elevation (m, float32; blocked cells hold
+  :data:`BLOCKED_Z`), ``scale`` the outflux-limiter factor of the last step (float32, 0..1).
+- x faces ``(ny, nx + 1)``: ``qx`` unit discharge (m2/s, positive towards +x = east); face ``k`` lies
+  between cells ``k - 1`` and ``k``; faces ``0`` and ``nx`` are the west and east boundaries.
+- y faces ``(ny + 1, nx)``: ``qy`` unit discharge (m2/s, positive towards +row = south); face ``k``
+  lies between rows ``k - 1`` and ``k``; faces ``0`` and ``ny`` are the north and south boundaries.
+
+Scheme (Bates, Horritt & Fewtrell 2010, J. Hydrol. 387:33; de Almeida et al. 2012, WRR 48:W05528):
+
+    q_new = (theta q + (1 - theta)/2 (q_prev + q_next) - g h_f dt d(eta)/dx) / (1 + g dt n^2 |q| / h_f^(7/3))
+
+with ``h_f = max(eta_a, eta_b) - max(z_a, z_b)`` and ``q = 0`` where ``h_f <= h_min``.
+
+Outflux limiter: the discharges a cell would lose in a step are scaled so that they never exceed its
+water (``scale = min(1, h dx / (dt sum(q_out)))``). The factor is applied to every face by the factor
+of its *upstream* cell, identically on both sides of the face, so the update is conservative and no
+depth goes below zero (volume exact by construction, up to float32 rounding which the model accounts).
+The limited discharge of a face is ``q * scale[upstream]``; the kernels keep the unlimited ``q`` and
+the ``scale`` array (one write each) and apply the factor on reading, which avoids a third sweep.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+#: bed elevation of blocked cells (buildings as walls, nodata): no face of such a cell ever carries water
+BLOCKED_Z = np.float32(1.0e30)
+#: boundary types per edge (order north, south, west, east)
+CLOSED, OPEN, LEVEL = 0, 1, 2
+#: standard gravity (m/s2)
+GRAVITY = 9.80665
+NORTH, SOUTH, WEST, EAST = 0, 1, 2, 3
+
+
+@njit(inline="always", cache=True)
+def _limited_x(qx, scale, i, k, nx):
+    """Limited discharge of x face ``k`` of row ``i`` (factor of the upstream cell)."""
+    q = qx[i, k]
+    if q > 0.0:
+        if k > 0:
+            return q * scale[i, k - 1]
+    elif q < 0.0:
+        if k < nx:
+            return q * scale[i, k]
+    return q
+
+
+@njit(inline="always", cache=True)
+def _limited_y(qy, scale, k, j, ny):
+    """Limited discharge of y face ``k`` of column ``j`` (factor of the upstream cell)."""
+    q = qy[k, j]
+    if q > 0.0:
+        if k > 0:
+            return q * scale[k - 1, j]
+    elif q < 0.0:
+        if k < ny:
+            return q * scale[k, j]
+    return q
+
+
+@njit(inline="always", cache=True)
+def _inertial(q0, q_avg, h_f, grad_eta, n_f, dt, g):
+    """de Almeida et al. (2012) eq. 13: theta-weighted inertial update with semi-implicit Manning friction."""
+    return (q_avg - g * h_f * dt * grad_eta) / (1.0 + g * dt * n_f * n_f * abs(q0) / (h_f * h_f * h_f ** (1.0 / 3.0)))
+
+
+@njit(inline="always", cache=True)
+def _boundary(btype, level, q0, h_in, z_in, eta_next, n_in, outward, dt, dx, g, h_min):
+    """Discharge across a boundary face (``outward`` = +1 where positive q leaves the domain, else -1).
+
+    OPEN: free outflow at normal depth: a ghost cell beyond the edge continues the water-surface slope of
+    the two edge cells (only downhill towards the edge), outflow only. LEVEL: a ghost cell at the
+    fixed water level ``level`` over the edge cell's bed, flow either way.
+    """
+    if btype == CLOSED or z_in >= BLOCKED_Z:
+        return 0.0
+    eta_in = z_in + h_in
+    qo = outward * q0
+    if btype == OPEN:
+        if h_in <= h_min:
+            return 0.0
+        slope = (eta_next - eta_in) / dx  # surface slope falling towards the edge
+        if slope < 0.0:
+            slope = 0.0
+        q = _inertial(qo, qo, h_in, -slope, n_in, dt, g)
+        if q < 0.0:
+            q = 0.0
+        return outward * q
+    eta_g = level if level > z_in else z_in
+    h_f = (eta_in if eta_in > eta_g else eta_g) - z_in
+    if h_f <= h_min:
+        return 0.0
+    q = _inertial(qo, qo, h_f, (eta_g - eta_in) / dx, n_in, dt, g)
+    return outward * q
+
+
+@njit(inline="always", cache=True)
+def _interior(q0, q_prev, q_next, za, ha, zb, hb, n_f, theta, dt, dx, g, h_min):
+    eta_a = za + ha
+    eta_b = zb + hb
+    h_f = (eta_a if eta_a > eta_b else eta_b) - (za if za > zb else zb)
+    if h_f <= h_min:
+        return 0.0, 0.0
+    q_avg = theta * q0 + 0.5 * (1.0 - theta) * (q_prev + q_next)
+    return _inertial(q0, q_avg, h_f, (eta_b - eta_a) / dx, n_f, dt, g), h_f
+
+
+@njit(parallel=True, cache=True)
+def discharge_at_faces(h, z, n, qx, qy, scale, bc_type, bc_level, dt, dx, g, theta, h_min,
+                       qx_out, qy_out, scale_out):
+    """Momentum step: new unit discharges at all faces and the outflux-limiter factor of every cell.
+
+    Parameters
+    ----------
+    h, z : (ny, nx) float32
+        Depth and bed elevation (m) at the start of the step.
+    n : (ny, nx) or (1, 1) float32
+        Manning's n (s m^-1/3) per cell, or one value for all; a face takes the mean of its two cells.
+    qx, qy, scale : arrays of the last step (see the module docstring); not modified.
+    bc_type : (4,) int64, bc_level : (4,) float64
+        Boundary type and fixed level (m) per edge, order north, south, west, east.
+    dt, dx, g, theta, h_min : float
+        Step (s), cell size (m), gravity (m/s2), de Almeida theta (0..1; 1 = Bates 2010), wet/dry threshold (m).
+    qx_out, qy_out, scale_out : outputs, shapes as ``qx``, ``qy``, ``h``.
+    """
+    ny, nx = h.shape
+    uniform_n = n.shape[0] == 1 and n.shape[1] == 1 and ny * nx > 1
+    for i in prange(ny):
+        # ---- x faces of row i, swept west to east with a window of limited old discharges
+        e0 = _limited_x(qx, scale, i, 0, nx)
+        e1 = _limited_x(qx, scale, i, 1, nx)
+        nw = n[0, 0] if uniform_n else n[i, 0]
+        eta_next = z[i, 1] + h[i, 1] if nx > 1 else z[i, 0] + h[i, 0]
+        qw = _boundary(bc_type[WEST], bc_level[WEST], e0, h[i, 0], z[i, 0], eta_next, nw, -1.0, dt, dx, g, h_min)
+        qx_out[i, 0] = qw
+        for j in range(nx):
+            # east face k = j + 1
+            k = j + 1
+            em = e0
+            e0 = e1
+            e1 = _limited_x(qx, scale, i, k + 1, nx) if k + 1 <= nx else e0
+            if k == nx:
+                ne = n[0, 0] if uniform_n else n[i, j]
+                eta_next = z[i, j - 1] + h[i, j - 1] if nx > 1 else z[i, j] + h[i, j]
+                qe = _boundary(bc_type[EAST], bc_level[EAST], e0, h[i, j], z[i, j], eta_next, ne, 1.0,
+                               dt, dx, g, h_min)
+            else:
+                nf = n[0, 0] if uniform_n else 0.5 * (n[i, j] + n[i, k])
+                qe, _ = _interior(e0, em, e1, z[i, j], h[i, j], z[i, k], h[i, k], nf, theta, dt, dx, g, h_min)
+            qx_out[i, k] = qe
+            # ---- y faces of cell (i, j): north (face i, written by this row) and south (face i + 1,
+            # written by the next row; computed here again so that the limiter needs no extra sweep)
+            nc = n[0, 0] if uniform_n else n[i, j]
+            f0 = _limited_y(qy, scale, i, j, ny)
+            if i == 0:
+                eta_next = z[1, j] + h[1, j] if ny > 1 else z[0, j] + h[0, j]
+                qn = _boundary(bc_type[NORTH], bc_level[NORTH], f0, h[0, j], z[0, j], eta_next, nc, -1.0,
+                               dt, dx, g, h_min)
+            else:
+                nf = n[0, 0] if uniform_n else 0.5 * (n[i - 1, j] + nc)
+                qn, _ = _interior(f0, _limited_y(qy, scale, i - 1, j, ny), _limited_y(qy, scale, i + 1, j, ny),
+                                  z[i - 1, j], h[i - 1, j], z[i, j], h[i, j], nf, theta, dt, dx, g, h_min)
+            qy_out[i, j] = qn
+            f1 = _limited_y(qy, scale, i + 1, j, ny)
+            if i == ny - 1:
+                eta_next = z[i - 1, j] + h[i - 1, j] if ny > 1 else z[i, j] + h[i, j]
+                qs = _boundary(bc_type[SOUTH], bc_level[SOUTH], f1, h[i, j], z[i, j], eta_next, nc, 1.0,
+                               dt, dx, g, h_min)
+                qy_out[ny, j] = qs
+            else:
+                nf = n[0, 0] if uniform_n else 0.5 * (nc + n[i + 1, j])
+                qs, _ = _interior(f1, f0, _limited_y(qy, scale, i + 2, j, ny),
+                                  z[i, j], h[i, j], z[i + 1, j], h[i + 1, j], nf, theta, dt, dx, g, h_min)
+            # ---- outflux limiter
+            out = (-qw if qw < 0.0 else 0.0) + (qe if qe > 0.0 else 0.0) \
+                + (-qn if qn < 0.0 else 0.0) + (qs if qs > 0.0 else 0.0)
+            lost = out * dt / dx
+            hc = h[i, j]
+            scale_out[i, j] = hc / lost if lost > hc else 1.0
+            qw = qe
+
+
+@njit(parallel=True, cache=True)
+def update_depth(h, z, qx, qy, scale, dt, dx, t_end,
+                 rain_m_per_s, rain_field, use_rain_field,
+                 il_remaining, use_il, loss_mode, loss_a, loss_b, loss_c, infiltrated,
+                 drain_m_per_s, use_drain,
+                 h_min, depth_threshold, speed_min_depth,
+                 max_depth, time_of_max_depth, max_speed, vx_at_max, vy_at_max, max_hazard,
+                 arrival_time, duration_above,
+                 row_rain, row_loss, row_drain, row_out, row_clamp, row_speed):
+    """Continuity step with sources, losses and running statistics; updates ``h`` in place.
+
+    ``h_new = h + dt/dx (q_w - q_e + q_n - q_s) + rain dt - losses`` with limited discharges.
+
+    Sources and losses (per cell, m/s unless stated):
+    - rain: ``rain_field[i, j]`` when ``use_rain_field`` else ``rain_m_per_s``; blocked cells get none.
+    - initial loss (``use_il``): ``il_remaining`` (m) is filled first from the water on the cell.
+    - ``loss_mode`` 0 none; 1 constant rate ``loss_a``; 2 Horton ``f = loss_b + (loss_a - loss_b) exp(-loss_c t)``
+      (``loss_a`` f0, ``loss_b`` fc in m/s, ``loss_c`` k in 1/s, ``t`` = ``t_end``); 3 Green-Ampt
+      ``f = loss_a (1 + loss_b / F)`` (``loss_a`` Ks m/s, ``loss_b`` suction head x moisture deficit m,
+      ``F`` = ``infiltrated`` m, updated). All limited by the water on the cell.
+    - drainage (``use_drain``): sewer inlet capacity ``drain_m_per_s`` (m/s), limited by the water.
+
+    Running statistics (written where exceeded): maximum depth and its time, maximum cell speed
+    (m/s, from the mean face discharges over the depth, for depths above ``speed_min_depth``) with the
+    velocity components (east, north) at that moment, maximum hazard ``h (v + 0.5)``, first time at or
+    above ``depth_threshold`` (NaN before) and time spent there.
+
+    Per-row accumulators (float64, added to): rain, losses (initial loss + infiltration), drainage,
+    boundary outflow (m3), negative depth clipped by rounding (m3), and ``row_speed`` (overwritten):
+    max over the row's cells deeper than ``h_min`` of ``sqrt(g h) + max(|u|, |v|)`` (m/s) for the next
+    CFL step; NaN when a depth became NaN.
+    """
+    ny, nx = h.shape
+    area = dx * dx
+    k_dt = dt / dx
+    g = GRAVITY
+    for i in prange(ny):
+        r_rain = 0.0
+        r_loss = 0.0
+        r_drain = 0.0
+        r_out = 0.0
+        r_clamp = 0.0
+        r_speed = 0.0
+        for j in range(nx):
+            if z[i, j] >= BLOCKED_Z:
+                continue
+            s = scale[i, j]
+            qw = qx[i, j]
+            qw = qw * s if qw < 0.0 else (qw * scale[i, j - 1] if j > 0 else qw)
+            qe = qx[i, j + 1]
+            qe = qe * s if qe > 0.0 else (qe * scale[i, j + 1] if j + 1 < nx else qe)
+            qn = qy[i, j]
+            qn = qn * s if qn < 0.0 else (qn * scale[i - 1, j] if i > 0 else qn)
+            qs = qy[i + 1, j]
+            qs = qs * s if qs > 0.0 else (qs * scale[i + 1, j] if i + 1 < ny else qs)
+            hn = h[i, j] + k_dt * (qw - qe + qn - qs)
+            if j == 0:
+                r_out -= qw * dt * dx
+            if j == nx - 1:
+                r_out += qe * dt * dx
+            if i == 0:
+                r_out -= qn * dt * dx
+            if i == ny - 1:
+                r_out += qs * dt * dx
+            r = rain_field[i, j] if use_rain_field else rain_m_per_s
+            if r != 0.0:
+                hn += r * dt
+                r_rain += r * dt * area
+            if hn < 0.0:  # float32 rounding only: the limiter keeps the exact update >= 0
+                r_clamp -= hn * area
+                hn = 0.0
+            if use_il and hn > 0.0:
+                a = il_remaining[i, j]
+                if a > 0.0:
+                    take = a if a < hn else hn
+                    il_remaining[i, j] = a - take
+                    hn -= take
+                    r_loss += take * area
+            if loss_mode != 0 and hn > 0.0:
+                if loss_mode == 1:
+                    f = loss_a[i, j]
+                elif loss_mode == 2:
+                    f = loss_b[i, j] + (loss_a[i, j] - loss_b[i, j]) * math.exp(-loss_c[i, j] * t_end)
+                else:
+                    F = infiltrated[i, j]
+                    f = loss_a[i, j] * (1.0 + loss_b[i, j] / (F if F > 1e-6 else 1e-6))
+                take = f * dt
+                if take > hn:
+                    take = hn
+                if take > 0.0:
+                    hn -= take
+                    infiltrated[i, j] += take
+                    r_loss += take * area
+            if use_drain and hn > 0.0:
+                take = drain_m_per_s[i, j] * dt
+                if take > hn:
+                    take = hn
+                if take > 0.0:
+                    hn -= take
+                    r_drain += take * area
+            h[i, j] = hn
+            # ---- running statistics
+            if hn > max_depth[i, j]:
+                max_depth[i, j] = hn
+                time_of_max_depth[i, j] = t_end
+            if hn >= depth_threshold:
+                if arrival_time[i, j] != arrival_time[i, j]:
+                    arrival_time[i, j] = t_end
+                duration_above[i, j] += dt
+            if hn > h_min:
+                u = 0.5 * (qw + qe) / hn
+                v = 0.5 * (qn + qs) / hn
+                c = math.sqrt(g * hn) + max(abs(u), abs(v))
+                if c > r_speed or c != c:
+                    r_speed = c
+                if hn > speed_min_depth:
+                    sp = math.sqrt(u * u + v * v)
+                    if sp > max_speed[i, j]:
+                        max_speed[i, j] = sp
+                        vx_at_max[i, j] = u
+                        vy_at_max[i, j] = -v
+                    hz = hn * (sp + 0.5)
+                    if hz > max_hazard[i, j]:
+                        max_hazard[i, j] = hz
+            elif hn != hn:
+                r_speed = hn
+        row_rain[i] += r_rain
+        row_loss[i] += r_loss
+        row_drain[i] += r_drain
+        row_out[i] += r_out
+        row_clamp[i] += r_clamp
+        row_speed[i] = r_speed
+
+
+@njit(parallel=True, cache=True)
+def copy_stencil(src, dst):
+    """Memory-bandwidth reference: ``dst = 0.25 * (N + S + W + E of src)`` on the interior (one read, one write)."""
+    ny, nx = src.shape
+    for i in prange(1, ny - 1):
+        for j in range(1, nx - 1):
+            dst[i, j] = 0.25 * (src[i - 1, j] + src[i + 1, j] + src[i, j - 1] + src[i, j + 1])
