@@ -59,6 +59,20 @@ def _point_in_tri(px, py, ax, ay, bx, by, cx, cy):
 
 
 @njit(cache=True, nogil=True)
+def _emit(out_tris, out_ring, nt, r, ia, ib, ic, rev):
+    """Write triangle ``nt`` (a, b, c), reversed when ``rev``."""
+    if rev:
+        out_tris[nt, 0] = ic
+        out_tris[nt, 1] = ib
+        out_tris[nt, 2] = ia
+    else:
+        out_tris[nt, 0] = ia
+        out_tris[nt, 1] = ib
+        out_tris[nt, 2] = ic
+    out_ring[nt] = r
+
+
+@njit(cache=True, nogil=True)
 def triangulate_rings(coords, ring_start, ring_count, flip, out_tris, out_ring, min_area):
     """Triangulate simple rings (no holes) into ``out_tris``.
 
@@ -174,15 +188,7 @@ def triangulate_rings(coords, ring_start, ring_count, flip, out_tris, out_ring, 
                 if inside:
                     continue
                 # clip ear at b
-                if rev:
-                    out_tris[nt, 0] = idx[c]
-                    out_tris[nt, 1] = idx[b]
-                    out_tris[nt, 2] = idx[a]
-                else:
-                    out_tris[nt, 0] = idx[a]
-                    out_tris[nt, 1] = idx[b]
-                    out_tris[nt, 2] = idx[c]
-                out_ring[nt] = r
+                _emit(out_tris, out_ring, nt, r, idx[a], idx[b], idx[c], rev)
                 nt += 1
                 pos = (i + t + 1) % k
                 for q in range(pos, k - 1):
@@ -212,15 +218,7 @@ def triangulate_rings(coords, ring_start, ring_count, flip, out_tris, out_ring, 
                         a = loc[0]
                         b = loc[t]
                         c = loc[t + 1]
-                        if rev:
-                            out_tris[nt, 0] = idx[c]
-                            out_tris[nt, 1] = idx[b]
-                            out_tris[nt, 2] = idx[a]
-                        else:
-                            out_tris[nt, 0] = idx[a]
-                            out_tris[nt, 1] = idx[b]
-                            out_tris[nt, 2] = idx[c]
-                        out_ring[nt] = r
+                        _emit(out_tris, out_ring, nt, r, idx[a], idx[b], idx[c], rev)
                         nt += 1
                     k = 0
                     break
@@ -232,15 +230,7 @@ def triangulate_rings(coords, ring_start, ring_count, flip, out_tris, out_ring, 
             if last < 0.0:
                 stalled = 1   # the last triangle is inverted: the ring crosses itself
             if last != 0.0:
-                if rev:
-                    out_tris[nt, 0] = idx[c]
-                    out_tris[nt, 1] = idx[b]
-                    out_tris[nt, 2] = idx[a]
-                else:
-                    out_tris[nt, 0] = idx[a]
-                    out_tris[nt, 1] = idx[b]
-                    out_tris[nt, 2] = idx[c]
-                out_ring[nt] = r
+                _emit(out_tris, out_ring, nt, r, idx[a], idx[b], idx[c], rev)
                 nt += 1
         status[r] = 2 if stalled else 0
     return nt, status

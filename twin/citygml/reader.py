@@ -976,19 +976,8 @@ def _ring_coords(ring) -> np.ndarray:
     if ring.tag in _LINEAR_RING_TAGS and len(ring) == 1:
         # fast path: <gml:LinearRing><gml:posList> with 3D coordinates (nearly every real file)
         c = ring[0]
-        if c.tag in _POSLIST_TAGS:
-            d = c.get("srsDimension") or ring.get("srsDimension")
-            if d is None or d == "3":
-                vals = np.fromstring(c.text or "", sep=" ")
-                n = vals.size
-                if n % 3:
-                    raise _FeatureError(f"ring has {n} coordinate values, not a multiple of srsDimension=3")
-                if not math.isfinite(vals.sum()):
-                    raise _FeatureError("ring has non-finite coordinates")
-                xyz = vals.reshape(-1, 3)
-                if n >= 6 and vals[0] == vals[n - 3] and vals[1] == vals[n - 2] and vals[2] == vals[n - 1]:
-                    xyz = xyz[:-1]
-                return xyz
+        if c.tag in _POSLIST_TAGS and (c.get("srsDimension") or ring.get("srsDimension") or "3") == "3":
+            return _posList_to_xyz(c.text or "")
     name = _local(ring.tag)
     if name != "LinearRing":
         raise _FeatureError(f"gml:{name} rings are not supported (only gml:LinearRing)")
