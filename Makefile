@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SAMPLES := data/samples
 DEMO_OUT := workspace/demo
 
-.PHONY: demo test test-all bench venv clean lint
+.PHONY: demo test test-all bench venv clean lint sysdeps
 
 venv: $(STAMP)
 
@@ -18,17 +18,30 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $(STAMP)
 
+# System packages (sensors): the Mosquitto MQTT broker for the sensor tests, from Debian.
+SYSDEPS := $(VENV)/.sysdeps
+sysdeps: $(SYSDEPS)
+
+$(SYSDEPS):
+	@mkdir -p $(VENV)
+	@if ! command -v mosquitto >/dev/null && ! test -x /usr/sbin/mosquitto; then \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
+		else echo "mosquitto missing and no root/sudo: install it with apt-get install mosquitto" >&2; exit 1; fi; \
+		$$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y mosquitto; \
+	fi
+	@touch $(SYSDEPS)
+
 demo: $(STAMP)
 	$(VENV)/bin/twin import $(SAMPLES)/muenchen-tum/lod2/*.gml --terrain $(SAMPLES)/muenchen-tum/dgm1/*.tif \
 		--crs EPSG:25832+7837 --out $(DEMO_OUT)/scene --overwrite
 	$(VENV)/bin/twin info $(DEMO_OUT)/scene
 
 # Default run: everything but the cases marked slow. Tests on ../shared/data run when it is present.
-test: $(STAMP)
+test: $(STAMP) $(SYSDEPS)
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -m "not slow" -q
 
-test-all: $(STAMP)
+test-all: $(STAMP) $(SYSDEPS)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
