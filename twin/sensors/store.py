@@ -266,7 +266,7 @@ class ReadingStore:
                include_flagged: bool = True):
         """Readings of one property as a long pandas DataFrame.
 
-        Columns: ``datastream`` (store id), ``iot_id``, ``name``, ``lon``, ``lat``, ``time`` (phenomenon
+        Columns: ``datastream`` (store id), ``iot_id``, ``name``, ``thing``, ``lon``, ``lat``, ``time`` (phenomenon
         end, UTC), ``start`` (phenomenon start, UTC), ``value`` (canonical unit, in ``df.attrs['units']``),
         ``flags`` (bitmask) and ``flag_names``.
         """
@@ -274,7 +274,7 @@ class ReadingStore:
 
         from twin.sensors._model import parse_instant_us
 
-        sql = ("SELECT o.ds, d.iot_id, d.name, d.lon, d.lat, o.t_end, o.t_start, o.value, o.flags, d.unit "
+        sql = ("SELECT o.ds, d.iot_id, d.name, d.thing, d.lon, d.lat, o.t_end, o.t_start, o.value, o.flags, d.unit "
                "FROM observations o JOIN datastreams d ON d.id = o.ds WHERE d.property = ?")
         params: list = [property]
         if start is not None:
@@ -287,7 +287,7 @@ class ReadingStore:
             sql += " AND o.flags = 0"
         sql += " ORDER BY o.ds, o.t_end"
         rows = self._fetch(sql, params)
-        df = pd.DataFrame(rows, columns=["datastream", "iot_id", "name", "lon", "lat", "time", "start", "value",
+        df = pd.DataFrame(rows, columns=["datastream", "iot_id", "name", "thing", "lon", "lat", "time", "start", "value",
                                          "flags", "unit"])
         units = sorted(set(df["unit"])) if len(df) else []
         df["time"] = pd.to_datetime(df["time"].astype("int64"), unit="us", utc=True)
