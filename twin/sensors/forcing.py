@@ -8,6 +8,8 @@ inverse distance weighting (Shepard 1968, power 2) or Thiessen polygons (nearest
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from twin.errors import TwinValueError
@@ -26,7 +28,8 @@ def rain_forcing(store: ReadingStore, *, start: str, end: str, step: str = "5min
     import pandas as pd
     import xarray as xr
 
-    df = store.series("precipitation", start=start, end=end, include_flagged=False)
+    end_incl = (pd.Timestamp(end) + pd.Timedelta(microseconds=1)).isoformat()  # a sum ending at `end` belongs in
+    df = store.series("precipitation", start=start, end=end_incl, include_flagged=False)
     if df.empty:
         raise TwinValueError(f"no unflagged precipitation readings between {start} and {end}; fix: sync the "
                              "rain gauges first (twin sensors sync) or widen the window")
@@ -48,10 +51,13 @@ def rain_forcing(store: ReadingStore, *, start: str, end: str, step: str = "5min
         lats.append(g["lat"].iloc[0])
         names.append(g["name"].iloc[0])
     data = np.stack(cols, axis=1)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # steps without any gauge stay NaN
+        uniform = np.nanmean(data, axis=1) if data.size else data
     times = np.asarray(idx.tz_convert("UTC").tz_localize(None), dtype="datetime64[ns]")
     ds = xr.Dataset(
         {"rain_mm_per_h": (("time", "gauge"), data, {"units": "mm h-1", "long_name": "rain intensity per gauge"}),
-         "rain_uniform_mm_per_h": ("time", np.nanmean(data, axis=1) if data.size else data,
+         "rain_uniform_mm_per_h": ("time", uniform,
                                    {"units": "mm h-1", "long_name": "rain intensity, mean of the gauges"})},
         coords={"time": times, "gauge": names, "lon": ("gauge", np.array(lons, float)),
                 "lat": ("gauge", np.array(lats, float))},

@@ -62,6 +62,11 @@ _TABLE: dict[str, Callable[[str], Conversion]] = {
     # rain rate
     "mm/h": _c("mm/h"), "mm/hr": _c("mm/h"), "H67": _c("mm/h"), "mm/min": _c("mm/h", 60.0),
     "mm/s": _c("mm/h", 3600.0), "mm/(5.min)": _c("mm/h", 12.0), "mm/(10.min)": _c("mm/h", 6.0),
+    # unit names (unitOfMeasurement.name) where the symbol is empty or odd
+    "degree celsius": _c("degC"), "degrees celsius": _c("degC"), "kelvin": _c("degC", 1.0, -273.15),
+    "millimetre": _c("mm"), "millimeter": _c("mm"), "centimetre": _c("mm", 10.0), "centimeter": _c("mm", 10.0),
+    "metre": _c("mm", 1000.0), "meter": _c("mm", 1000.0), "millimetre per hour": _c("mm/h"),
+    "millimeter per hour": _c("mm/h"), "percentage": _c("%"),
 }
 _FOLDED = {k.casefold(): v for k, v in _TABLE.items() if k not in ("C", "K", "m", "1")}
 
