@@ -66,17 +66,33 @@ def _limited_y(qy, scale, k, j, ny):
 
 
 @njit(inline="always", cache=True)
-def _inertial(q0, q_avg, h_f, grad_eta, n_f, dt, g):
-    """de Almeida et al. (2012) eq. 13: theta-weighted inertial update with semi-implicit Manning friction."""
-    return (q_avg - g * h_f * dt * grad_eta) / (1.0 + g * dt * n_f * n_f * abs(q0) / (h_f * h_f * h_f ** (1.0 / 3.0)))
+def _inertial(q_avg, q_perp, h_f, grad_eta, n_f, dt, g):
+    """Theta-weighted inertial update (de Almeida et al. 2012, eq. 13) with implicit Manning friction.
+
+    Bates et al. (2010) lag the friction magnitude (``|q_old|`` in the denominator). Where the step is
+    much longer than the friction relaxation time (thin, fast sheet flow on steep slopes) that fixed
+    point iteration has a multiplier near -1 and the discharge oscillates step to step. We solve
+    ``q (1 + b |q|) = X`` for ``q`` instead (``X`` the explicit part, ``b = g dt n^2 / h^(7/3)``):
+    ``q1 = 2 X / (1 + sqrt(1 + 4 b |X|))``, monotone in ``X``, the same steady state (Manning).
+    The friction magnitude is the 2-D vector ``sqrt(q^2 + q_perp^2)`` as in LISFLOOD-FP's ACC solver
+    (``q_perp`` the mean of the four neighbouring perpendicular faces), applied as one correction
+    ``q = X / (1 + b sqrt(q1^2 + q_perp^2))`` (exact when ``q_perp = 0``).
+    """
+    x = q_avg - g * h_f * dt * grad_eta
+    b = g * dt * n_f * n_f / (h_f * h_f * h_f ** (1.0 / 3.0))
+    q1 = 2.0 * x / (1.0 + math.sqrt(1.0 + 4.0 * b * abs(x)))
+    if q_perp == 0.0:
+        return q1
+    return x / (1.0 + b * math.sqrt(q1 * q1 + q_perp * q_perp))
 
 
 @njit(inline="always", cache=True)
-def _boundary(btype, level, q0, h_in, z_in, eta_next, n_in, outward, dt, dx, g, h_min):
+def _boundary(btype, level, q0, h_in, z_in, z_next, h_next, n_in, outward, dt, dx, g, h_min):
     """Discharge across a boundary face (``outward`` = +1 where positive q leaves the domain, else -1).
 
-    OPEN: free outflow at normal depth: a ghost cell beyond the edge continues the water-surface slope of
-    the two edge cells (only downhill towards the edge), outflow only. LEVEL: a ghost cell at the
+    OPEN: free outflow at normal depth: the face is driven by the bed slope of the two cells next to the
+    edge (falling towards it), or where that is flat or rising by their water-surface slope; outflow
+    only, with the same semi-implicit friction (so it relaxes to Manning normal-depth flow). LEVEL: a ghost cell at the
     fixed water level ``level`` over the edge cell's bed, flow either way.
     """
     if btype == CLOSED or z_in >= BLOCKED_Z:
@@ -86,10 +102,14 @@ def _boundary(btype, level, q0, h_in, z_in, eta_next, n_in, outward, dt, dx, g, 
     if btype == OPEN:
         if h_in <= h_min:
             return 0.0
-        slope = (eta_next - eta_in) / dx  # surface slope falling towards the edge
-        if slope < 0.0:
-            slope = 0.0
-        q = _inertial(qo, qo, h_in, -slope, n_in, dt, g)
+        slope = 0.0
+        if z_next < BLOCKED_Z:
+            slope = (z_next - z_in) / dx  # bed slope falling towards the edge
+            if slope <= 0.0:
+                slope = (z_next + h_next - eta_in) / dx
+            if slope < 0.0:
+                slope = 0.0
+        q = _inertial(qo, 0.0, h_in, -slope, n_in, dt, g)
         if q < 0.0:
             q = 0.0
         return outward * q
@@ -97,19 +117,19 @@ def _boundary(btype, level, q0, h_in, z_in, eta_next, n_in, outward, dt, dx, g, 
     h_f = (eta_in if eta_in > eta_g else eta_g) - z_in
     if h_f <= h_min:
         return 0.0
-    q = _inertial(qo, qo, h_f, (eta_g - eta_in) / dx, n_in, dt, g)
+    q = _inertial(qo, 0.0, h_f, (eta_g - eta_in) / dx, n_in, dt, g)
     return outward * q
 
 
 @njit(inline="always", cache=True)
-def _interior(q0, q_prev, q_next, za, ha, zb, hb, n_f, theta, dt, dx, g, h_min):
+def _interior(q0, q_prev, q_next, q_perp, za, ha, zb, hb, n_f, theta, dt, dx, g, h_min):
     eta_a = za + ha
     eta_b = zb + hb
     h_f = (eta_a if eta_a > eta_b else eta_b) - (za if za > zb else zb)
     if h_f <= h_min:
         return 0.0, 0.0
     q_avg = theta * q0 + 0.5 * (1.0 - theta) * (q_prev + q_next)
-    return _inertial(q0, q_avg, h_f, (eta_b - eta_a) / dx, n_f, dt, g), h_f
+    return _inertial(q_avg, q_perp, h_f, (eta_b - eta_a) / dx, n_f, dt, g), h_f
 
 
 @njit(parallel=True, cache=True)
@@ -137,8 +157,8 @@ def discharge_at_faces(h, z, n, qx, qy, scale, bc_type, bc_level, dt, dx, g, the
         e0 = _limited_x(qx, scale, i, 0, nx)
         e1 = _limited_x(qx, scale, i, 1, nx)
         nw = n[0, 0] if uniform_n else n[i, 0]
-        eta_next = z[i, 1] + h[i, 1] if nx > 1 else z[i, 0] + h[i, 0]
-        qw = _boundary(bc_type[WEST], bc_level[WEST], e0, h[i, 0], z[i, 0], eta_next, nw, -1.0, dt, dx, g, h_min)
+        cw = 1 if nx > 1 else 0
+        qw = _boundary(bc_type[WEST], bc_level[WEST], e0, h[i, 0], z[i, 0], z[i, cw], h[i, cw], nw, -1.0, dt, dx, g, h_min)
         qx_out[i, 0] = qw
         for j in range(nx):
             # east face k = j + 1
@@ -148,35 +168,41 @@ def discharge_at_faces(h, z, n, qx, qy, scale, bc_type, bc_level, dt, dx, g, the
             e1 = _limited_x(qx, scale, i, k + 1, nx) if k + 1 <= nx else e0
             if k == nx:
                 ne = n[0, 0] if uniform_n else n[i, j]
-                eta_next = z[i, j - 1] + h[i, j - 1] if nx > 1 else z[i, j] + h[i, j]
-                qe = _boundary(bc_type[EAST], bc_level[EAST], e0, h[i, j], z[i, j], eta_next, ne, 1.0,
+                ce = nx - 2 if nx > 1 else 0
+                qe = _boundary(bc_type[EAST], bc_level[EAST], e0, h[i, j], z[i, j], z[i, ce], h[i, ce], ne, 1.0,
                                dt, dx, g, h_min)
             else:
                 nf = n[0, 0] if uniform_n else 0.5 * (n[i, j] + n[i, k])
-                qe, _ = _interior(e0, em, e1, z[i, j], h[i, j], z[i, k], h[i, k], nf, theta, dt, dx, g, h_min)
+                pq = 0.25 * (_limited_y(qy, scale, i, j, ny) + _limited_y(qy, scale, i, k, ny)
+                             + _limited_y(qy, scale, i + 1, j, ny) + _limited_y(qy, scale, i + 1, k, ny))
+                qe, _ = _interior(e0, em, e1, pq, z[i, j], h[i, j], z[i, k], h[i, k], nf, theta, dt, dx, g, h_min)
             qx_out[i, k] = qe
             # ---- y faces of cell (i, j): north (face i, written by this row) and south (face i + 1,
             # written by the next row; computed here again so that the limiter needs no extra sweep)
             nc = n[0, 0] if uniform_n else n[i, j]
             f0 = _limited_y(qy, scale, i, j, ny)
             if i == 0:
-                eta_next = z[1, j] + h[1, j] if ny > 1 else z[0, j] + h[0, j]
-                qn = _boundary(bc_type[NORTH], bc_level[NORTH], f0, h[0, j], z[0, j], eta_next, nc, -1.0,
+                rn = 1 if ny > 1 else 0
+                qn = _boundary(bc_type[NORTH], bc_level[NORTH], f0, h[0, j], z[0, j], z[rn, j], h[rn, j], nc, -1.0,
                                dt, dx, g, h_min)
             else:
                 nf = n[0, 0] if uniform_n else 0.5 * (n[i - 1, j] + nc)
-                qn, _ = _interior(f0, _limited_y(qy, scale, i - 1, j, ny), _limited_y(qy, scale, i + 1, j, ny),
+                pq = 0.25 * (_limited_x(qx, scale, i - 1, j, nx) + _limited_x(qx, scale, i - 1, j + 1, nx)
+                             + _limited_x(qx, scale, i, j, nx) + _limited_x(qx, scale, i, j + 1, nx))
+                qn, _ = _interior(f0, _limited_y(qy, scale, i - 1, j, ny), _limited_y(qy, scale, i + 1, j, ny), pq,
                                   z[i - 1, j], h[i - 1, j], z[i, j], h[i, j], nf, theta, dt, dx, g, h_min)
             qy_out[i, j] = qn
             f1 = _limited_y(qy, scale, i + 1, j, ny)
             if i == ny - 1:
-                eta_next = z[i - 1, j] + h[i - 1, j] if ny > 1 else z[i, j] + h[i, j]
-                qs = _boundary(bc_type[SOUTH], bc_level[SOUTH], f1, h[i, j], z[i, j], eta_next, nc, 1.0,
+                rs = ny - 2 if ny > 1 else 0
+                qs = _boundary(bc_type[SOUTH], bc_level[SOUTH], f1, h[i, j], z[i, j], z[rs, j], h[rs, j], nc, 1.0,
                                dt, dx, g, h_min)
                 qy_out[ny, j] = qs
             else:
                 nf = n[0, 0] if uniform_n else 0.5 * (nc + n[i + 1, j])
-                qs, _ = _interior(f1, f0, _limited_y(qy, scale, i + 2, j, ny),
+                pq = 0.25 * (_limited_x(qx, scale, i, j, nx) + _limited_x(qx, scale, i, j + 1, nx)
+                             + _limited_x(qx, scale, i + 1, j, nx) + _limited_x(qx, scale, i + 1, j + 1, nx))
+                qs, _ = _interior(f1, f0, _limited_y(qy, scale, i + 2, j, ny), pq,
                                   z[i, j], h[i, j], z[i + 1, j], h[i + 1, j], nf, theta, dt, dx, g, h_min)
             # ---- outflux limiter
             out = (-qw if qw < 0.0 else 0.0) + (qe if qe > 0.0 else 0.0) \
