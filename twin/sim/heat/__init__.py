@@ -1,1 +1,1 @@
-"""Placeholder package; built by a later issue."""
+"""Urban heat: sky view factor, shadows, air-temperature maps, heat stress (UTCI) and scenarios."""
