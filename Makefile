@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SAMPLES := data/samples
 DEMO_OUT := workspace/demo
 
-.PHONY: demo test test-all bench venv clean lint sysdeps
+.PHONY: demo test test-all bench venv clean lint sysdeps npmdeps
 
 venv: $(STAMP)
 
@@ -31,17 +31,26 @@ $(SYSDEPS):
 	fi
 	@touch $(SYSDEPS)
 
+# Node tooling (tiles): the Khronos glTF validator from package-lock.json into ./node_modules.
+NPMDEPS := node_modules/.twin-npm
+npmdeps: $(NPMDEPS)
+
+$(NPMDEPS): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm missing: install nodejs and npm (apt-get install nodejs npm) for the glTF validator tests" >&2; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $(NPMDEPS)
+
 demo: $(STAMP)
 	$(VENV)/bin/twin import $(SAMPLES)/muenchen-tum/lod2/*.gml --terrain $(SAMPLES)/muenchen-tum/dgm1/*.tif \
 		--crs EPSG:25832+7837 --out $(DEMO_OUT)/scene --overwrite
 	$(VENV)/bin/twin info $(DEMO_OUT)/scene
 
 # Default run: everything but the cases marked slow. Tests on ../shared/data run when it is present.
-test: $(STAMP) $(SYSDEPS)
+test: $(STAMP) $(SYSDEPS) $(NPMDEPS)
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -m "not slow" -q
 
-test-all: $(STAMP) $(SYSDEPS)
+test-all: $(STAMP) $(SYSDEPS) $(NPMDEPS)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
