@@ -122,6 +122,17 @@ def _boundary(btype, level, q0, h_in, z_in, z_next, h_next, n_in, outward, dt, d
 
 
 @njit(inline="always", cache=True)
+def _face_speed(smax, q, h_f, g):
+    """max(smax, |q| / h_f + sqrt(g h_f)); NaN wins."""
+    if q != q or h_f != h_f:
+        return q + h_f
+    if h_f <= 0.0:
+        return smax
+    c = abs(q) / h_f + math.sqrt(g * h_f)
+    return c if c > smax else smax
+
+
+@njit(inline="always", cache=True)
 def _interior(q0, q_prev, q_next, q_perp, za, ha, zb, hb, n_f, theta, dt, dx, g, h_min):
     eta_a = za + ha
     eta_b = zb + hb
@@ -134,7 +145,7 @@ def _interior(q0, q_prev, q_next, q_perp, za, ha, zb, hb, n_f, theta, dt, dx, g,
 
 @njit(parallel=True, cache=True)
 def discharge_at_faces(h, z, n, qx, qy, scale, bc_type, bc_level, dt, dx, g, theta, h_min,
-                       qx_out, qy_out, scale_out):
+                       qx_out, qy_out, scale_out, row_speed):
     """Momentum step: new unit discharges at all faces and the outflux-limiter factor of every cell.
 
     Parameters
@@ -149,10 +160,14 @@ def discharge_at_faces(h, z, n, qx, qy, scale, bc_type, bc_level, dt, dx, g, the
     dt, dx, g, theta, h_min : float
         Step (s), cell size (m), gravity (m/s2), de Almeida theta (0..1; 1 = Bates 2010), wet/dry threshold (m).
     qx_out, qy_out, scale_out : outputs, shapes as ``qx``, ``qy``, ``h``.
+    row_speed : (ny,) float64 output
+        Per row, the largest ``|q| / h_f + sqrt(g h_f)`` (m/s) over the faces of the row that carry
+        water (the x faces and the north faces), for the CFL step and the runaway check; NaN propagates.
     """
     ny, nx = h.shape
     uniform_n = n.shape[0] == 1 and n.shape[1] == 1 and ny * nx > 1
     for i in prange(ny):
+        smax = 0.0
         # ---- x faces of row i, swept west to east with a window of limited old discharges
         e0 = _limited_x(qx, scale, i, 0, nx)
         e1 = _limited_x(qx, scale, i, 1, nx)
@@ -160,6 +175,8 @@ def discharge_at_faces(h, z, n, qx, qy, scale, bc_type, bc_level, dt, dx, g, the
         cw = 1 if nx > 1 else 0
         qw = _boundary(bc_type[WEST], bc_level[WEST], e0, h[i, 0], z[i, 0], z[i, cw], h[i, cw], nw, -1.0, dt, dx, g, h_min)
         qx_out[i, 0] = qw
+        if qw != 0.0:
+            smax = _face_speed(smax, qw, h[i, 0], g)
         for j in range(nx):
             # east face k = j + 1
             k = j + 1
@@ -171,12 +188,15 @@ def discharge_at_faces(h, z, n, qx, qy, scale, bc_type, bc_level, dt, dx, g, the
                 ce = nx - 2 if nx > 1 else 0
                 qe = _boundary(bc_type[EAST], bc_level[EAST], e0, h[i, j], z[i, j], z[i, ce], h[i, ce], ne, 1.0,
                                dt, dx, g, h_min)
+                hf = h[i, j]
             else:
                 nf = n[0, 0] if uniform_n else 0.5 * (n[i, j] + n[i, k])
                 pq = 0.25 * (_limited_y(qy, scale, i, j, ny) + _limited_y(qy, scale, i, k, ny)
                              + _limited_y(qy, scale, i + 1, j, ny) + _limited_y(qy, scale, i + 1, k, ny))
-                qe, _ = _interior(e0, em, e1, pq, z[i, j], h[i, j], z[i, k], h[i, k], nf, theta, dt, dx, g, h_min)
+                qe, hf = _interior(e0, em, e1, pq, z[i, j], h[i, j], z[i, k], h[i, k], nf, theta, dt, dx, g, h_min)
             qx_out[i, k] = qe
+            if qe != 0.0 or qe != qe:
+                smax = _face_speed(smax, qe, hf, g)
             # ---- y faces of cell (i, j): north (face i, written by this row) and south (face i + 1,
             # written by the next row; computed here again so that the limiter needs no extra sweep)
             nc = n[0, 0] if uniform_n else n[i, j]
@@ -185,19 +205,24 @@ def discharge_at_faces(h, z, n, qx, qy, scale, bc_type, bc_level, dt, dx, g, the
                 rn = 1 if ny > 1 else 0
                 qn = _boundary(bc_type[NORTH], bc_level[NORTH], f0, h[0, j], z[0, j], z[rn, j], h[rn, j], nc, -1.0,
                                dt, dx, g, h_min)
+                hf = h[0, j]
             else:
                 nf = n[0, 0] if uniform_n else 0.5 * (n[i - 1, j] + nc)
                 pq = 0.25 * (_limited_x(qx, scale, i - 1, j, nx) + _limited_x(qx, scale, i - 1, j + 1, nx)
                              + _limited_x(qx, scale, i, j, nx) + _limited_x(qx, scale, i, j + 1, nx))
-                qn, _ = _interior(f0, _limited_y(qy, scale, i - 1, j, ny), _limited_y(qy, scale, i + 1, j, ny), pq,
+                qn, hf = _interior(f0, _limited_y(qy, scale, i - 1, j, ny), _limited_y(qy, scale, i + 1, j, ny), pq,
                                   z[i - 1, j], h[i - 1, j], z[i, j], h[i, j], nf, theta, dt, dx, g, h_min)
             qy_out[i, j] = qn
+            if qn != 0.0 or qn != qn:
+                smax = _face_speed(smax, qn, hf, g)
             f1 = _limited_y(qy, scale, i + 1, j, ny)
             if i == ny - 1:
                 rs = ny - 2 if ny > 1 else 0
                 qs = _boundary(bc_type[SOUTH], bc_level[SOUTH], f1, h[i, j], z[i, j], z[rs, j], h[rs, j], nc, 1.0,
                                dt, dx, g, h_min)
                 qy_out[ny, j] = qs
+                if qs != 0.0:
+                    smax = _face_speed(smax, qs, h[i, j], g)
             else:
                 nf = n[0, 0] if uniform_n else 0.5 * (nc + n[i + 1, j])
                 pq = 0.25 * (_limited_x(qx, scale, i, j, nx) + _limited_x(qx, scale, i, j + 1, nx)
@@ -211,6 +236,7 @@ def discharge_at_faces(h, z, n, qx, qy, scale, bc_type, bc_level, dt, dx, g, the
             hc = h[i, j]
             scale_out[i, j] = hc / lost if lost > hc else 1.0
             qw = qe
+        row_speed[i] = smax
 
 
 @njit(parallel=True, cache=True)
@@ -218,7 +244,7 @@ def update_depth(h, z, qx, qy, scale, dt, dx, t_end,
                  rain_m_per_s, rain_field, use_rain_field,
                  il_remaining, use_il, loss_mode, loss_a, loss_b, loss_c, infiltrated,
                  drain_m_per_s, use_drain,
-                 h_min, depth_threshold, speed_min_depth,
+                 depth_threshold, speed_min_depth,
                  max_depth, time_of_max_depth, max_speed, vx_at_max, vy_at_max, max_hazard,
                  arrival_time, duration_above,
                  row_rain, row_loss, row_drain, row_out, row_clamp, row_speed):
@@ -242,8 +268,8 @@ def update_depth(h, z, qx, qy, scale, dt, dx, t_end,
 
     Per-row accumulators (float64, added to): rain, losses (initial loss + infiltration), drainage,
     boundary outflow (m3), negative depth clipped by rounding (m3), and ``row_speed`` (overwritten):
-    max over the row's cells deeper than ``h_min`` of ``sqrt(g h) + max(|u|, |v|)`` (m/s) for the next
-    CFL step; NaN when a depth became NaN.
+    max over the row of ``sqrt(g h)`` (m/s) of the new depths (the face speeds come from
+    :func:`discharge_at_faces`); NaN when a depth became NaN.
     """
     ny, nx = h.shape
     area = dx * dx
@@ -304,7 +330,8 @@ def update_depth(h, z, qx, qy, scale, dt, dx, t_end,
                     take = hn
                 if take > 0.0:
                     hn -= take
-                    infiltrated[i, j] += take
+                    if loss_mode == 3:
+                        infiltrated[i, j] += take
                     r_loss += take * area
             if use_drain and hn > 0.0:
                 take = drain_m_per_s[i, j] * dt
@@ -322,23 +349,20 @@ def update_depth(h, z, qx, qy, scale, dt, dx, t_end,
                 if arrival_time[i, j] != arrival_time[i, j]:
                     arrival_time[i, j] = t_end
                 duration_above[i, j] += dt
-            if hn > h_min:
+            c = math.sqrt(g * hn) if hn > 0.0 else 0.0
+            if c > r_speed or c != c:
+                r_speed = c
+            if hn > speed_min_depth:
                 u = 0.5 * (qw + qe) / hn
                 v = 0.5 * (qn + qs) / hn
-                c = math.sqrt(g * hn) + max(abs(u), abs(v))
-                if c > r_speed or c != c:
-                    r_speed = c
-                if hn > speed_min_depth:
-                    sp = math.sqrt(u * u + v * v)
-                    if sp > max_speed[i, j]:
-                        max_speed[i, j] = sp
-                        vx_at_max[i, j] = u
-                        vy_at_max[i, j] = -v
-                    hz = hn * (sp + 0.5)
-                    if hz > max_hazard[i, j]:
-                        max_hazard[i, j] = hz
-            elif hn != hn:
-                r_speed = hn
+                sp = math.sqrt(u * u + v * v)
+                if sp > max_speed[i, j]:
+                    max_speed[i, j] = sp
+                    vx_at_max[i, j] = u
+                    vy_at_max[i, j] = -v
+                hz = hn * (sp + 0.5)
+                if hz > max_hazard[i, j]:
+                    max_hazard[i, j] = hz
         row_rain[i] += r_rain
         row_loss[i] += r_loss
         row_drain[i] += r_drain

@@ -187,6 +187,7 @@ class HeavyRainModel:
         self.duration_above = np.zeros((ny, nx), np.float32)
         # float64 per-row accumulators: rain, losses, drainage, outflow, clipped, speed
         self._rows = np.zeros((6, ny), np.float64)
+        self._face_speed = np.zeros(ny, np.float64)
         self._inflow_m3 = 0.0
         self.initial_storage_m3 = float(np.sum(self.h, dtype=np.float64)) * self.dx ** 2
         self._speed = math.sqrt(GRAVITY * float(self.h.max()))
@@ -370,7 +371,7 @@ class HeavyRainModel:
         a, b = self._cur, 1 - self._cur
         K.discharge_at_faces(self.h, self.z, self.n, self._qx[a], self._qy[a], self._scale[a],
                              self.bc_type, self.bc_level, dt, self.dx, GRAVITY, self.theta, self.h_min,
-                             self._qx[b], self._qy[b], self._scale[b])
+                             self._qx[b], self._qy[b], self._scale[b], self._face_speed)
         rain, use_field = self._rain_now()
         t_end = self.time + dt
         rows = self._rows
@@ -378,12 +379,12 @@ class HeavyRainModel:
                        rain, self._rain_buf, use_field,
                        self._il, self._use_il, self._loss_mode, self._la, self._lb, self._lc, self.infiltrated,
                        self._drain, self._use_drain,
-                       self.h_min, self.depth_threshold_m, self.speed_min_depth_m,
+                       self.depth_threshold_m, self.speed_min_depth_m,
                        self.max_depth, self.time_of_max_depth, self.max_speed, self.vx_at_max, self.vy_at_max,
                        self.max_hazard, self.arrival_time, self.duration_above,
                        rows[0], rows[1], rows[2], rows[3], rows[4], rows[5])
         self._cur = b
-        speed = float(rows[5].max())
+        speed = max(float(self._face_speed.max()), float(rows[5].max()))
         for f, (r, c) in zip(self.inflows, self._inflow_cells):
             vol = f.volume_between(self.time, t_end)
             if vol != 0.0:
@@ -403,8 +404,10 @@ class HeavyRainModel:
             r, c = np.unravel_index(int(np.argmax(bad)), self.shape)
             what = "depth became NaN"
         else:
-            u, v = self.velocity()
-            sp = np.hypot(u, v)
+            qx, qy = np.abs(self.discharge_x), np.abs(self.discharge_y)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                sp = np.where(self.h > 0, np.maximum(np.maximum(qx[:, 1:], qx[:, :-1]),
+                                                     np.maximum(qy[1:], qy[:-1])) / self.h, 0.0)
             r, c = np.unravel_index(int(np.nanargmax(sp)), self.shape)
             what = f"speed {speed:.3g} m/s exceeds max_speed_m_per_s={self.max_speed_m_per_s:g}"
         xs, ys = self.cell_centres()
