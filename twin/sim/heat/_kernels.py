@@ -37,7 +37,7 @@ SVF_COSINE, SVF_SOLID_ANGLE = 0, 1
 
 
 @njit(inline="always", cache=True)
-def _horizon_tan(z, i, j, z0, ux, uy, nsteps, cell_m, z_max):
+def _horizon_tan(z, i, j, z0, ux, uy, nsteps, cell_m, z_max):  # one ray; the row kernels below are the fast path
     """Tangent of the horizon elevation (>= 0) from cell ``(i, j)`` at height ``z0`` along (ux east, uy north)."""
     ny, nx = z.shape
     best = 0.0
@@ -66,8 +66,38 @@ def _sky_term(t, kind):
     return 1.0 - t / math.sqrt(1.0 + t * t)
 
 
+@njit(cache=True)
+def _row_horizon(z, i, di, dj, nsteps_k, cell_m, z_max, reach, best):
+    """Horizon tangents of every cell of row ``i`` along one azimuth into ``best`` (the same scan as
+    :func:`_horizon_tan`, reorganised: for a given step the sample offset ``(di[s], dj[s])`` is the
+    same for every cell, so a step is one contiguous, vectorisable pass over the row)."""
+    ny, nx = z.shape
+    for j in range(nx):
+        best[j] = 0.0
+    for s in range(1, nsteps_k + 1):
+        ii = i + di[s - 1]
+        if ii < 0 or ii >= ny:
+            break
+        d = (s - 0.5) * cell_m
+        if (s & 15) == 1:  # exact early exit: no remaining cell can raise any horizon of the row
+            alive = False
+            for j in range(nx):
+                if reach[j] > best[j] * d:
+                    alive = True
+                    break
+            if not alive:
+                break
+        inv_d = 1.0 / d
+        o = dj[s - 1]
+        j0 = max(0, -o)
+        j1 = min(nx, nx - o)
+        for j in range(j0, j1):
+            t = (z[ii, j + o] - z[i, j]) * inv_d
+            best[j] = t if t > best[j] else best[j]  # NaN never wins
+
+
 @njit(parallel=True, cache=True)
-def sky_view_factor_kernel(z, veg_top, has_veg, cell_m, ux, uy, nsteps, tau, kind, z_max, veg_max, out):
+def sky_view_factor_kernel(z, veg_top, has_veg, cell_m, di, dj, nsteps, tau, kind, z_max, veg_max, out):
     """SVF of every cell (mean over the azimuths of the visible sky), written into ``out``.
 
     Parameters
@@ -78,10 +108,11 @@ def sky_view_factor_kernel(z, veg_top, has_veg, cell_m, ux, uy, nsteps, tau, kin
         Absolute canopy top, m (NaN without trees); ignored unless ``has_veg``.
     cell_m : float
         Cell size, m.
-    ux, uy : (K,) float64
-        Unit vectors of the azimuths (east, north components).
-    nsteps : int
-        Search radius in cells.
+    di, dj : (K, nsteps) int64
+        Row and column offsets of the nearest sample ``s`` steps along each azimuth
+        (:func:`ray_offsets`).
+    nsteps : (K,) int64
+        Steps per azimuth (the search radius in cells).
     tau : float
         Canopy transmissivity of shortwave/sky (0 opaque, 1 transparent).
     kind : int
@@ -92,39 +123,81 @@ def sky_view_factor_kernel(z, veg_top, has_veg, cell_m, ux, uy, nsteps, tau, kin
         SVF 0..1.
     """
     ny, nx = z.shape
-    nk = ux.shape[0]
+    nk = di.shape[0]
     for i in prange(ny):
+        reach = np.empty(nx)
+        reach_v = np.empty(nx)
+        bb = np.empty(nx)
+        bv = np.empty(nx)
+        acc = np.zeros(nx)
         for j in range(nx):
-            z0 = z[i, j]
-            if not (z0 == z0):
-                out[i, j] = np.nan
-                continue
-            acc = 0.0
-            for k in range(nk):
-                tb = _horizon_tan(z, i, j, z0, ux[k], uy[k], nsteps, cell_m, z_max)
-                fb = _sky_term(tb, kind)
-                if has_veg:
-                    tv = _horizon_tan(veg_top, i, j, z0, ux[k], uy[k], nsteps, cell_m, veg_max)
-                    if tv > tb:
-                        fv = _sky_term(tv, kind)
-                        fb = fv + tau * (fb - fv)
-                acc += fb
-            out[i, j] = acc / nk
+            reach[j] = z_max - z[i, j] if z[i, j] == z[i, j] else -1.0
+            reach_v[j] = veg_max - z[i, j] if z[i, j] == z[i, j] else -1.0
+        for k in range(nk):
+            _row_horizon(z, i, di[k], dj[k], nsteps[k], cell_m, z_max, reach, bb)
+            if has_veg:
+                _row_horizon_from(veg_top, z, i, di[k], dj[k], nsteps[k], cell_m, reach_v, bv)
+            for j in range(nx):
+                fb = _sky_term(bb[j], kind)
+                if has_veg and bv[j] > bb[j]:
+                    fv = _sky_term(bv[j], kind)
+                    fb = fv + tau * (fb - fv)
+                acc[j] += fb
+        for j in range(nx):
+            out[i, j] = acc[j] / nk if z[i, j] == z[i, j] else np.nan
+
+
+@njit(cache=True)
+def _row_horizon_from(top, z, i, di, dj, nsteps_k, cell_m, reach, best):
+    """Like :func:`_row_horizon` for a second surface ``top`` seen from the heights ``z``."""
+    ny, nx = z.shape
+    for j in range(nx):
+        best[j] = 0.0
+    for s in range(1, nsteps_k + 1):
+        ii = i + di[s - 1]
+        if ii < 0 or ii >= ny:
+            break
+        d = (s - 0.5) * cell_m
+        if (s & 15) == 1:
+            alive = False
+            for j in range(nx):
+                if reach[j] > best[j] * d:
+                    alive = True
+                    break
+            if not alive:
+                break
+        inv_d = 1.0 / d
+        o = dj[s - 1]
+        for j in range(max(0, -o), min(nx, nx - o)):
+            t = (top[ii, j + o] - z[i, j]) * inv_d
+            best[j] = t if t > best[j] else best[j]
 
 
 @njit(parallel=True, cache=True)
-def horizon_kernel(z, cell_m, ux, uy, nsteps, z_max, out):
+def horizon_kernel(z, cell_m, di, dj, nsteps, z_max, out):
     """Horizon tangent cube ``out[k, i, j]`` (float32, >= 0; NaN where ``z`` is NaN)."""
     ny, nx = z.shape
-    nk = ux.shape[0]
+    nk = di.shape[0]
     for i in prange(ny):
+        reach = np.empty(nx)
+        bb = np.empty(nx)
         for j in range(nx):
-            z0 = z[i, j]
-            for k in range(nk):
-                if not (z0 == z0):
-                    out[k, i, j] = np.nan
-                else:
-                    out[k, i, j] = _horizon_tan(z, i, j, z0, ux[k], uy[k], nsteps, cell_m, z_max)
+            reach[j] = z_max - z[i, j] if z[i, j] == z[i, j] else -1.0
+        for k in range(nk):
+            _row_horizon(z, i, di[k], dj[k], nsteps[k], cell_m, z_max, reach, bb)
+            for j in range(nx):
+                out[k, i, j] = bb[j] if z[i, j] == z[i, j] else np.nan
+
+
+def ray_offsets(ux, uy, nsteps):
+    """Nearest-cell offsets ``(di, dj)`` of steps 1..nsteps along each unit vector (east ``ux``, north ``uy``).
+
+    Plain NumPy (called once per run by the driver): ``di = floor(-s uy + 1/2)``, ``dj = floor(s ux + 1/2)``.
+    """
+    s = np.arange(1, nsteps + 1, dtype=np.float64)
+    di = np.floor(-s[None, :] * np.asarray(uy)[:, None] + 0.5).astype(np.int64)
+    dj = np.floor(s[None, :] * np.asarray(ux)[:, None] + 0.5).astype(np.int64)
+    return di, dj
 
 
 @njit(inline="always", cache=True)

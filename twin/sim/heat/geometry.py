@@ -63,6 +63,16 @@ def _zmax(z) -> float:
     return float(z[finite].max())
 
 
+def _offsets(ux, uy, radius_m, cell_m):
+    from twin.sim.heat._kernels import ray_offsets
+
+    if not (radius_m > 0):
+        raise TwinValueError(f"radius_m={radius_m} must be > 0 (typically 100-500 m)")
+    nsteps = max(1, int(math.ceil(radius_m / cell_m)))
+    di, dj = ray_offsets(ux, uy, nsteps)
+    return di, dj, np.full(len(ux), nsteps, np.int64)
+
+
 def sky_view_factor(dsm, *, cell_m: float, directions: int = 32, radius_m: float = 200.0, kind: str = "cosine",
                     veg_top=None, transmissivity: float = DEFAULT_TRANSMISSIVITY) -> np.ndarray:
     """Sky view factor of every cell of a DSM.
@@ -104,9 +114,9 @@ def sky_view_factor(dsm, *, cell_m: float, directions: int = 32, radius_m: float
     z = _surface(dsm)
     _, ux, uy = direction_vectors(directions)
     v, has_veg, vmax = _veg(veg_top, z)
-    nsteps = max(1, int(math.ceil(radius_m / cell_m)))
+    di, dj, nst = _offsets(ux, uy, radius_m, cell_m)
     out = np.empty(z.shape, np.float32)
-    _kernels.sky_view_factor_kernel(z, v, has_veg, float(cell_m), ux, uy, nsteps, float(transmissivity),
+    _kernels.sky_view_factor_kernel(z, v, has_veg, float(cell_m), di, dj, nst, float(transmissivity),
                                     SVF_KINDS[kind], _zmax(z), vmax, out)
     return out
 
@@ -118,7 +128,8 @@ def horizon_angles(dsm, *, cell_m: float, directions: int = 32, radius_m: float 
     z = _surface(dsm)
     az, ux, uy = direction_vectors(directions)
     out = np.empty((len(az),) + z.shape, np.float32)
-    _kernels.horizon_kernel(z, float(cell_m), ux, uy, max(1, int(math.ceil(radius_m / cell_m))), _zmax(z), out)
+    di, dj, nst = _offsets(ux, uy, radius_m, cell_m)
+    _kernels.horizon_kernel(z, float(cell_m), di, dj, nst, _zmax(z), out)
     np.degrees(np.arctan(out, out=out), out=out)
     return az, out
 
