@@ -432,9 +432,10 @@ def flow_paths(directions: np.ndarray, upstream_area_m2: np.ndarray, transform, 
     rr, cc = v // cols, v % cols
     xy = np.column_stack([transform.c + (cc + 0.5) * transform.a, transform.f + (rr + 0.5) * transform.e])
     lengths = np.diff(offsets[:nr + 1])
-    keep = lengths >= 2
-    idx = np.repeat(np.arange(nr), lengths)
-    geoms = shapely.linestrings(xy, indices=idx) if nr else np.array([], dtype=object)
+    keep = lengths >= 2  # a lone cell draining straight out of the domain makes no line
+    vkeep = np.repeat(keep, lengths)
+    idx = np.repeat(np.arange(int(keep.sum())), lengths[keep])
+    geoms = shapely.linestrings(xy[vkeep], indices=idx) if keep.any() else np.array([], dtype=object)
     first = v[offsets[:nr]]
     last = v[offsets[1:nr + 1] - 1]
     area = np.asarray(upstream_area_m2).ravel()
@@ -442,7 +443,7 @@ def flow_paths(directions: np.ndarray, upstream_area_m2: np.ndarray, transform, 
     bounds = np.asarray(classes, np.float64)
     gdf = gpd.GeoDataFrame({"flow_class": fc[keep].astype(np.int64), "class_min_m2": bounds[fc[keep] - 1],
                             "upstream_area_m2": area[last][keep], "cells": lengths[keep]},
-                           geometry=np.asarray(geoms)[keep] if nr else [], crs=_gpd_crs(crs))
+                           geometry=np.asarray(geoms) if keep.any() else [], crs=_gpd_crs(crs))
     return gdf
 
 
