@@ -9,6 +9,7 @@ from __future__ import annotations
 from twin.sim.heavyrain.forcing import (Losses, PointInflow, RainGrid, RainSeries, design_storm, read_inflow_csv,
                                         read_rain_csv, read_rain_netcdf, uniform_rain)
 from twin.sim.heavyrain.model import HeavyRainModel, SimulationUnstableError, WaterBalance
+from twin.sim.heavyrain.simulate import Gauge, HeavyRainResult, read_dem, read_gauges_csv, simulate
 
-__all__ = ["HeavyRainModel", "WaterBalance", "SimulationUnstableError", "RainSeries", "RainGrid", "PointInflow",
+__all__ = ["simulate", "HeavyRainResult", "Gauge", "read_dem", "read_gauges_csv", "HeavyRainModel", "WaterBalance", "SimulationUnstableError", "RainSeries", "RainGrid", "PointInflow",
            "Losses", "uniform_rain", "design_storm", "read_rain_csv", "read_inflow_csv", "read_rain_netcdf"]
