@@ -1,0 +1,35 @@
+"""Every CityGML sample in ../shared/data/citygml tiles without error and passes the tileset checks."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from tests.test_citygml_shared import _all_files, _open
+from twin.errors import MissingGridError, TwinWarning
+from twin.tiles import check_tileset, write_tiles
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("path", _all_files())
+def test_shared_file_tiles(path, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TwinWarning)   # import problems are the reader's tests' business
+        scene = _open(path)
+        local = scene.crs.is_local
+        # local CRSs are written un-georeferenced (with a warning); horizontal-only German CRSs get DHHN2016
+        try:
+            report = write_tiles(scene, tmp_path / "t", allow_local=local, max_features_per_tile=50)
+        except MissingGridError as exc:
+            if "BETA2007" not in str(exc):
+                raise
+            # DHDN-based CRSs (Gauss-Krueger 31466, Soldner 3068) need the BeTA2007 datum grid, which
+            # twin does not ship yet: the writer refuses loudly instead of misplacing the city
+            pytest.xfail(f"needs the de_adv_BETA2007.tif grid, not shipped: {exc}")
+    feats = scene.features
+    with_geometry = set(feats["root"].to_numpy()[scene.triangle_feature][
+        (feats["layer"].to_numpy() != "terrain")[scene.triangle_feature]])
+    assert report.buildings.features == len(with_geometry)
+    assert check_tileset(tmp_path / "t" / "tileset.json") == []
+    assert report.georeferenced == (not local)
