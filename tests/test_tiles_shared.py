@@ -33,3 +33,20 @@ def test_shared_file_tiles(path, tmp_path):
     assert report.buildings.features == len(with_geometry)
     assert check_tileset(tmp_path / "t" / "tileset.json") == []
     assert report.georeferenced == (not local)
+
+
+@pytest.mark.shared
+def test_textured_lod3_carries_its_textures_and_validates(tmp_path):
+    from tests.common import shared
+    from tests.test_tiles import _validate
+    from twin.citygml import open_citygml
+
+    path = shared("citygml", "textured-lod3", "lod3_building_v2.gml")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TwinWarning)
+        scene = open_citygml(path, crs="local")   # its DHDN CRS needs BeTA2007 (above); the texture path does not
+        report = write_tiles(scene, tmp_path / "t", allow_local=True)
+    assert report.buildings.textures >= 1
+    assert check_tileset(tmp_path / "t" / "tileset.json") == []
+    summary = _validate(tmp_path / "t")
+    assert summary["errors"] == 0, [r for r in summary["reports"] if r["numErrors"]][:2]
