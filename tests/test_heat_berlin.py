@@ -1,0 +1,148 @@
+"""Berlin UCO stations: leave-one-out RMSE of regression kriging vs the station mean and IDW.
+
+Data: ../shared/data/heat/berlin_uco_airT (hourly Ta, 23 stations, MIT via LCZ4r) and the predictor
+layers of ../shared/data/heat/berlin_predictors (block sealing at 10 m, EPSG:3035; LCZ map at ~100 m,
+EPSG:4326; DCEP urban fraction and building height at ~1 km, sampled values from its
+station_samples.csv). Only the 15 stations inside Berlin have predictors, so the evaluation uses those
+15 (README of berlin_predictors).
+
+Predictors (computed here from the rasters, disc buffers around each station):
+- ``building_volume_density_1000m``: DCEP urban fraction x mean building height (m3/m2, ~1 km cell;
+  non-urban cells = 0 as the README says);
+- ``imperviousness_500m``: mean block sealing (fraction) within 500 m.
+More are computed (LCZ tree/built/water shares); with 14 training stations per LOO fold, 5 per
+predictor + 3 allows two. These two were chosen a priori as the volume/sealing pair of heat.md.
+
+Result (full classes, 2-core box): summer nights (552 h) RK 1.05 K vs mean 1.52 / IDW 1.39 K: target
+met. Heat-wave days: RK ~1.12 K vs mean 1.02 / IDW 1.13 K: **target missed** (daytime differences
+between these stations do not follow sealing/volume: correlations ~ -0.1, so the sign-constrained
+trend is flat and the kriged residuals add noise). The day test is an xfail that states this.
+
+Hour classes (UTC): summer nights = JJA 2019-2020 at 22, 00 and 02 h; heat-wave days = days whose
+station-mean daily maximum is >= 30 degC, at 11, 13 and 15 h. Target (issue 6): LOO RMSE of
+regression kriging below both the station mean and IDW in each class. Run this file as a script for
+the full report: ``python -m tests.test_heat_berlin``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.common import shared
+
+pytestmark = pytest.mark.shared
+
+PREDICTORS = ["building_volume_density_1000m", "imperviousness_500m"]
+
+
+def station_table() -> pd.DataFrame:
+    """The 15 Berlin stations with x, y (EPSG:3035, m) and buffered predictors."""
+    import rasterio
+    from pyproj import Transformer
+
+    from twin.sim.heat.airtemp import buffer_mean_at
+
+    base = shared("heat")
+    st = pd.read_csv(base / "berlin_uco_airT" / "stations.csv")
+    x, y = Transformer.from_crs("EPSG:4326", "EPSG:3035", always_xy=True).transform(st.longitude, st.latitude)
+    st["x"], st["y"] = x, y
+    with rasterio.open(base / "berlin_predictors/berlin_sealing_blocks_10m_d6berlin/berlin_sealing_pct_10m_epsg3035.tif") as src:
+        seal = src.read(1).astype(float)
+        seal[seal < 0] = np.nan
+        tr = src.transform
+    for r in (100, 250, 500):
+        st[f"imperviousness_{r}m"] = buffer_mean_at(seal / 100.0, tr, st.x, st.y, r)
+    with rasterio.open(base / "berlin_predictors/lcz_demuzere2022_berlin_lcz4r/lcz_map.tif") as src:
+        lcz = src.read(1).astype(float)
+        lcz[lcz == 255] = np.nan
+        t4 = src.transform
+    # equirectangular metres around 52.5 N: enough for 500 m discs (scale error < 0.1 %)
+    from affine import Affine
+
+    kx, ky = 111320.0 * np.cos(np.radians(52.5)), 110574.0
+    tm = Affine(t4.a * kx, 0, t4.c * kx, 0, t4.e * ky, t4.f * ky)
+    lx, ly = st.longitude.to_numpy() * kx, st.latitude.to_numpy() * ky
+    for name, classes in (("tree_canopy", (11, 12)), ("built_fraction", tuple(range(1, 11))), ("water_fraction", (17,))):
+        ind = np.where(np.isnan(lcz), np.nan, np.isin(lcz, classes).astype(float))
+        for r in (250, 500):
+            st[f"{name}_{r}m"] = buffer_mean_at(ind, tm, lx, ly, r)
+    dcep = pd.read_csv(base / "berlin_predictors/dcep_ucp_berlin_0p009deg_dcepucp/station_samples.csv").set_index("station")
+    # non-urban DCEP cells are fill: urban fraction 0 (README); volume density = urban fraction x mean height (m3/m2)
+    st["building_volume_density_1000m"] = (dcep.FR_URB.fillna(0) * dcep.mean_bldg_height_m.fillna(0)).reindex(st.station).to_numpy()
+    return st[st.imperviousness_500m.notna()].reset_index(drop=True)
+
+
+def hourly(stations) -> pd.DataFrame:
+    ta = pd.read_csv(shared("heat", "berlin_uco_airT", "berlin_airT_hourly_2019_2020.csv.gz"), parse_dates=["time_utc"])
+    return ta.pivot(index="time_utc", columns="station", values="air_temperature_c")[list(stations)]
+
+
+def hour_classes(ta: pd.DataFrame) -> dict[str, pd.DatetimeIndex]:
+    t = ta.index
+    jja = t.month.isin([6, 7, 8])
+    nights = t[jja & t.hour.isin([22, 0, 2])]
+    dmax = ta.mean(axis=1).groupby(t.normalize()).max()
+    hot = dmax.index[dmax >= 30.0]
+    days = t[t.normalize().isin(hot) & t.hour.isin([11, 13, 15])]
+    return {"summer_nights": nights, "heatwave_days": days}
+
+
+def evaluate(st, ta, times, *, night: bool, names=PREDICTORS) -> dict:
+    from twin.sim.heat.airtemp import leave_one_out
+
+    p = st[list(names)].to_numpy(float)
+    err = {"rk": [], "mean": [], "idw": []}
+    for t in times:
+        e = leave_one_out(st.x, st.y, ta.loc[t, st.station].to_numpy(float), p, names, night=night)
+        for k in err:
+            err[k].append(e[k])
+    return {k: float(np.sqrt(np.mean(np.concatenate(v) ** 2))) for k, v in err.items()} | {"hours": len(times)}
+
+
+@pytest.fixture(scope="module")
+def berlin():
+    st = station_table()
+    return st, hourly(st.station)
+
+
+def test_predictors_are_sane(berlin):
+    st, _ = berlin
+    assert len(st) == 15  # the stations inside Berlin (berlin_predictors/README.md)
+    s = st.set_index("station")
+    # PROVENANCE: bamberger 47 %, dessauer 50 % vs dahlemerfeld 0 % sealing within 500 m (+-2 %: our disc rule)
+    assert s.loc["bamberger", "imperviousness_500m"] == pytest.approx(0.469, abs=0.02)
+    assert s.loc["dessauer", "imperviousness_500m"] == pytest.approx(0.495, abs=0.02)
+    assert s.loc["dahlemerfeld", "imperviousness_500m"] < 0.01
+    assert s.loc["jagen91", "tree_canopy_500m"] > 0.9 and s.loc["bamberger", "tree_canopy_500m"] < 0.05
+
+
+DAY_MISS = pytest.mark.xfail(reason="known miss: heat-wave-day LOO RMSE of RK ~1.12 K is above the station mean's "
+                              "~1.02 K (see module docstring); reported, not loosened", strict=False)
+
+
+@pytest.mark.parametrize("cls, night", [("summer_nights", True), pytest.param("heatwave_days", False, marks=DAY_MISS)])
+def test_loo_rmse_beats_mean_and_idw(berlin, cls, night):
+    """Subsample (every 8th hour) of each class; the full run is in the slow test / the script."""
+    st, ta = berlin
+    times = hour_classes(ta)[cls][::8]
+    r = evaluate(st, ta, times, night=night)
+    print(cls, r)
+    assert r["rk"] < r["mean"] and r["rk"] < r["idw"], r
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cls, night", [("summer_nights", True), pytest.param("heatwave_days", False, marks=DAY_MISS)])
+def test_loo_rmse_full_classes(berlin, cls, night):
+    st, ta = berlin
+    r = evaluate(st, ta, hour_classes(ta)[cls], night=night)
+    assert r["rk"] < r["mean"] and r["rk"] < r["idw"], r
+
+
+if __name__ == "__main__":
+    st = station_table()
+    ta = hourly(st.station)
+    print(st.drop(columns=["latitude", "longitude"]).round(3).to_string())
+    for cls, tt in hour_classes(ta).items():
+        print(cls, evaluate(st, ta, tt, night=cls == "summer_nights"))
