@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from twin.errors import TwinIOError, TwinValueError, TwinWarning
 from twin.scene import Scene
 
-__all__ = ["import_city", "scene_info"]
+__all__ = ["import_city", "scene_info", "tiles"]
 
 
 def import_city(files: Sequence[str | os.PathLike], out: str | os.PathLike, *, crs=None, lod: int | None = None,
@@ -65,3 +65,25 @@ def scene_info(scene: Scene) -> dict:
     info["terrain"] = terrain_info(scene)
     info["alignment"] = alignment_report(scene) if scene.terrain is not None else None
     return info
+
+
+def tiles(scene_dir: str | os.PathLike, out: str | os.PathLike, *, runs: Sequence[str | os.PathLike] = (),
+          max_features_per_tile: int = 1000, quantize: bool = True, terrain_tile_cells: int = 128,
+          gzip_json: bool = False, overwrite: bool = False, vertical_datum: str | None = None,
+          allow_local: bool = False, styles: Mapping[str, dict] | None = None):
+    """Load a scene folder and write its 3D Tiles (+ run layers) under ``out``.
+
+    The output folder is checked before anything is loaded. See :func:`twin.tiles.write_tiles`.
+
+    Returns
+    -------
+    twin.tiles.TilesReport
+    """
+    from twin.tiles import write_tiles
+
+    if Path(out).exists() and not overwrite:
+        raise TwinIOError(f"{out} exists; pass overwrite=True (or --overwrite) to replace it")
+    scene = Scene.load(scene_dir)
+    return write_tiles(scene, out, runs=runs, max_features_per_tile=max_features_per_tile, quantize=quantize,
+                       terrain_tile_cells=terrain_tile_cells, gzip_json=gzip_json, overwrite=overwrite,
+                       vertical_datum=vertical_datum, allow_local=allow_local, styles=styles)

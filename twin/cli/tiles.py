@@ -29,7 +29,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from twin.workflows_tiles import tiles
+    from twin.workflows import tiles
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
