@@ -69,7 +69,7 @@ class StaServer:
         env = dict(os.environ, PYTHONPATH=str(REPO))
         with open(self.log, "ab") as fh:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.sensors.sta_server", "--port", str(self.port), "--db", str(self.db),
+                [sys.executable, str(Path(__file__).with_name("sta_server.py")), "--port", str(self.port), "--db", str(self.db),
                  "--max-top", str(self.max_top)], cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT)
         _wait_port(self.port, self.proc, timeout_s, self.log)
         return self
@@ -104,7 +104,7 @@ class Mosquitto:
             raise RuntimeError("mosquitto is not installed; run `make sysdeps` (apt-get install mosquitto)")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-                             "log_dest stderr\n")
+                             "log_dest stderr\nmax_queued_messages 1000000\nmax_inflight_messages 1000\n")
         with open(self.log, "ab") as fh:
             self.proc = subprocess.Popen([exe, "-c", str(self.conf)], stdout=fh, stderr=subprocess.STDOUT)
         _wait_port(self.port, self.proc, timeout_s, self.log)
