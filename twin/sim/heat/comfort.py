@@ -70,7 +70,7 @@ def mean_radiant_temperature(svf, sunlit, *, ta_c: float, rh_pct: float, global_
         if sun_elevation_deg > 5:
             g_clear = 1098.0 * sa * math.exp(-0.057 / sa)  # Haurwitz (1945) clear-sky GHI
             clear = min(g / g_clear, 1.0) if g_clear > 0 else None
-        emis_sky = float(sky_emissivity(ta_c, rh_pct, clearness=clear))
+        emis_sky = sky_emissivity(ta_c, rh_pct, clearness=clear)  # scalar or per cell (Ta map)
     ta_k = ta_c + 273.15
     beam_h = f * i_dir * sa
     wall_refl = albedo_wall * (1.0 - svf) * g / 2.0
