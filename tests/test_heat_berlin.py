@@ -13,8 +13,8 @@ Predictors (computed here from the rasters, disc buffers around each station):
 More are computed (LCZ tree/built/water shares); with 14 training stations per LOO fold, 5 per
 predictor + 3 allows two. These two were chosen a priori as the volume/sealing pair of heat.md.
 
-Result (full classes, 2-core box): summer nights (552 h) RK 1.05 K vs mean 1.52 / IDW 1.39 K: target
-met. Heat-wave days: RK ~1.12 K vs mean 1.02 / IDW 1.13 K: **target missed** (daytime differences
+Result (full classes): summer nights (552 h) RK 1.056 K vs mean 1.535 / IDW 1.399 K: target met.
+Heat-wave days (126 h): RK 1.010 K vs mean 0.948 / IDW 1.054 K: **target missed** (beats IDW, not the mean) (daytime differences
 between these stations do not follow sealing/volume: correlations ~ -0.1, so the sign-constrained
 trend is flat and the kriged residuals add noise). The day test is an xfail that states this.
 
@@ -118,8 +118,8 @@ def test_predictors_are_sane(berlin):
     assert s.loc["jagen91", "tree_canopy_500m"] > 0.9 and s.loc["bamberger", "tree_canopy_500m"] < 0.05
 
 
-DAY_MISS = pytest.mark.xfail(reason="known miss: heat-wave-day LOO RMSE of RK ~1.12 K is above the station mean's "
-                              "~1.02 K (see module docstring); reported, not loosened", strict=False)
+DAY_MISS = pytest.mark.xfail(reason="known miss: heat-wave-day LOO RMSE of RK 1.010 K is above the station mean's "
+                              "0.948 K (see module docstring); reported, not loosened", strict=False)
 
 
 @pytest.mark.parametrize("cls, night", [("summer_nights", True), pytest.param("heatwave_days", False, marks=DAY_MISS)])
