@@ -35,7 +35,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--flow-area-thresholds", type=float, nargs=2, metavar=("MEDIUM", "HIGH"),
                    help="exposure flow-path upstream-area thresholds in m2 (default 10000 100000)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in --out")
-    p.set_defaults(_run=run, sim_command="screening")
+    p.set_defaults(_run=run, _run_model=run)  # twin.cli.sim dispatches on _run_model
     return p
 
 

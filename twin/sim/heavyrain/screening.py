@@ -562,7 +562,7 @@ def building_exposure(grid: "Grid", *, depth: np.ndarray, upstream_area_m2: np.n
     df = pd.DataFrame({"building_id": ids.astype(np.int64), "gml_id": gml, "footprint_m2": footprint,
                        "max_depth_m": d, "depth_source": depth_source, "max_upstream_area_m2": a,
                        "flow_class": flow_path_classes(a, flow_classes).astype(np.int64),
-                       "sink_id": np.where(np.nan_to_num(d) > 0, ms[ids], -1),
+                       "sink_id": np.where((np.nan_to_num(d) > 0) & (ms[ids] > 0), ms[ids], -1),
                        "exposure": pd.Categorical(np.array(["low", "medium", "high"])[level],
                                                   categories=["low", "medium", "high"], ordered=True)})
     geoms = _raster_polygons(bid, grid.transform, ids)
