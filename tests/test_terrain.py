@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from test_grid import CRS, flat_terrain, synthetic_scene
+from tests.test_grid import CRS, flat_terrain, synthetic_scene
 
 from twin.crs import SceneCRS
 from twin.errors import CRSError, TwinIOError, TwinWarning
