@@ -362,7 +362,7 @@ def to_ellipsoidal(crs: "str | int | SceneCRS", xyz) -> "np.ndarray":
     p = _xyz(xyz)
     t = height_transformer(crs, GEOGRAPHIC_3D)
     lon, lat, h = t.transform(p[:, 0], p[:, 1], p[:, 2])
-    return np.column_stack([lon, lat, h]).astype(np.float64)
+    return _finite(crs, p, np.column_stack([lon, lat, h]).astype(np.float64))
 
 
 def to_ecef(crs: "str | int | SceneCRS", xyz) -> "np.ndarray":
@@ -384,7 +384,22 @@ def to_ecef(crs: "str | int | SceneCRS", xyz) -> "np.ndarray":
     p = _xyz(xyz)
     t = height_transformer(crs, ECEF)
     x, y, z = t.transform(p[:, 0], p[:, 1], p[:, 2])
-    return np.column_stack([x, y, z]).astype(np.float64)
+    return _finite(crs, p, np.column_stack([x, y, z]).astype(np.float64))
+
+
+def _finite(crs, src: "np.ndarray", out: "np.ndarray") -> "np.ndarray":
+    """Raise instead of returning inf/NaN for finite input: the points lie outside the area where
+    the transformation (its grids) is defined, which means the data's CRS is not what it says."""
+    import numpy as np
+
+    bad = ~np.isfinite(out).all(axis=1) & np.isfinite(src).all(axis=1)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise CRSError(f"{int(bad.sum())} of {len(src)} points cannot be transformed from {crs} (e.g. "
+                       f"{src[i, 0]:.2f}, {src[i, 1]:.2f}, {src[i, 2]:.2f}): they lie outside the area of the "
+                       "CRS or of its transformation grids. Check the file's srsName against its coordinates, "
+                       "or pass the right crs= / --crs")
+    return out
 
 
 def enu_to_ecef_matrix(crs: "str | int | SceneCRS", origin) -> "np.ndarray":
