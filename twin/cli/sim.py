@@ -11,10 +11,16 @@ import sys
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("sim", help="run a simulation (heavyrain)", description="Run a simulation on a scene or a raster.")
+    from twin.cli import sim_heat, sim_screening
+
+    p = sub.add_parser("sim", help="run a simulation (heavyrain, screening, heat)",
+                       description="Run a simulation on a scene or a raster.")
     models = p.add_subparsers(dest="model", metavar="MODEL")
     models.required = True
     _add_heavyrain(models)
+    sim_screening.add_parser(models)
+    heat = sim_heat.add_parser(models)
+    heat.set_defaults(_run_model=sim_heat.run)
     return p
 
 

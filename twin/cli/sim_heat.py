@@ -40,7 +40,7 @@ def run(args) -> int:
             scene = Scene.load(args.scene)
             grid = scene.to_grid(1.0)
             dsm, transform = grid["dsm"], grid.transform
-            epsg = getattr(grid.crs, "horizontal", None) or getattr(grid.crs, "epsg", None)
+            epsg = getattr(grid.crs, "horizontal_epsg", None)   # int, e.g. 25832
         else:
             print("twin sim heat: give a SCENE_DIR or --dsm DSM.tif", file=sys.stderr)
             return 2
