@@ -103,6 +103,7 @@ def main(argv=None) -> int:
     from twin.tiles.frame import local_frame
 
     local_frame("EPSG:25832+7837", [691000, 5336000, 500])   # warm: PROJ transformer group (~0.3 s, once)
+    read_citygml([REPO / "tests" / "data" / "citygml" / "fzk_haus_lod2_v2.gml"])   # warm: reader kernels (JIT cache)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
