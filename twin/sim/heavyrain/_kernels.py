@@ -123,24 +123,25 @@ def _boundary(btype, level, q0, h_in, z_in, z_next, h_next, n_in, outward, dt, d
 
 @njit(inline="always", cache=True)
 def _face_speed(smax, q, h_f, g):
-    """max(smax, |q| / h_f + sqrt(g h_f)); NaN wins."""
+    """max(smax, |q| / h_f + sqrt(g h_f)); NaN wins.
+
+    The square root is taken only where the face can raise the maximum (``g h_f`` above
+    ``(smax - |q|/h_f)^2`` with a 1e-9 margin, so rounding never drops a face that would win).
+    """
     if q != q or h_f != h_f:
         return q + h_f
     if h_f <= 0.0:
         return smax
-    c = abs(q) / h_f + math.sqrt(g * h_f)
+    u = abs(q) / h_f
+    d = smax - u
+    if d > 0.0 and g * h_f < 0.999999999 * d * d:
+        return smax
+    c = u + math.sqrt(g * h_f)
     return c if c > smax else smax
 
 
-@njit(inline="always", cache=True)
-def _interior(q0, q_prev, q_next, q_perp, za, ha, zb, hb, n_f, theta, dt, dx, g, h_min):
-    eta_a = za + ha
-    eta_b = zb + hb
-    h_f = (eta_a if eta_a > eta_b else eta_b) - (za if za > zb else zb)
-    if h_f <= h_min:
-        return 0.0, 0.0
-    q_avg = theta * q0 + 0.5 * (1.0 - theta) * (q_prev + q_next)
-    return _inertial(q_avg, q_perp, h_f, (eta_b - eta_a) / dx, n_f, dt, g), h_f
+#: rows per parallel task of :func:`discharge_at_faces` (the y faces between two blocks are computed twice)
+ROW_BLOCK = 16
 
 
 @njit(parallel=True, cache=True)
@@ -162,81 +163,105 @@ def discharge_at_faces(h, z, n, qx, qy, scale, bc_type, bc_level, dt, dx, g, the
     qx_out, qy_out, scale_out : outputs, shapes as ``qx``, ``qy``, ``h``.
     row_speed : (ny,) float64 output
         Per row, the largest ``|q| / h_f + sqrt(g h_f)`` (m/s) over the faces of the row that carry
-        water (the x faces and the north faces), for the CFL step and the runaway check; NaN propagates.
+        water (the x faces and the north faces; the last row also its south faces), for the CFL step
+        and the runaway check; NaN propagates.
+
+    Parallel over blocks of :data:`ROW_BLOCK` rows. A block sweeps the y faces of row ``i + 1`` together
+    with the x faces of row ``i``, so every face is computed once and the limiter factor of row ``i``
+    (which needs all four faces of its cells) is set in the same sweep; only the y faces at the top
+    of each block (owned and written by the block above) are computed a second time, by the same code.
     """
     ny, nx = h.shape
     uniform_n = n.shape[0] == 1 and n.shape[1] == 1 and ny * nx > 1
-    for i in prange(ny):
+    c_avg = 0.5 * (1.0 - theta)
+    gdt = g * dt
+    nblk = (ny + ROW_BLOCK - 1) // ROW_BLOCK
+    for blk in prange(nblk):
+        r0 = blk * ROW_BLOCK
+        r1 = min(r0 + ROW_BLOCK, ny)
         smax = 0.0
-        # ---- x faces of row i, swept west to east with a window of limited old discharges
-        e0 = _limited_x(qx, scale, i, 0, nx)
-        e1 = _limited_x(qx, scale, i, 1, nx)
-        nw = n[0, 0] if uniform_n else n[i, 0]
-        cw = 1 if nx > 1 else 0
-        qw = _boundary(bc_type[WEST], bc_level[WEST], e0, h[i, 0], z[i, 0], z[i, cw], h[i, cw], nw, -1.0, dt, dx, g, h_min)
-        qx_out[i, 0] = qw
-        if qw != 0.0:
-            smax = _face_speed(smax, qw, h[i, 0], g)
-        for j in range(nx):
-            # east face k = j + 1
-            k = j + 1
-            em = e0
-            e0 = e1
-            e1 = _limited_x(qx, scale, i, k + 1, nx) if k + 1 <= nx else e0
-            if k == nx:
-                ne = n[0, 0] if uniform_n else n[i, j]
-                ce = nx - 2 if nx > 1 else 0
-                qe = _boundary(bc_type[EAST], bc_level[EAST], e0, h[i, j], z[i, j], z[i, ce], h[i, ce], ne, 1.0,
+        for i in range(r0 - 1, r1):
+            row = i >= r0
+            k = i + 1  # the y face swept with row i: south of row i, north of row k
+            own = k < r1 or k == ny
+            if row:
+                e0 = _limited_x(qx, scale, i, 0, nx)
+                e1 = _limited_x(qx, scale, i, 1, nx)
+                nw = n[0, 0] if uniform_n else n[i, 0]
+                cw = 1 if nx > 1 else 0
+                qw = _boundary(bc_type[WEST], bc_level[WEST], e0, h[i, 0], z[i, 0], z[i, cw], h[i, cw], nw, -1.0,
                                dt, dx, g, h_min)
-                hf = h[i, j]
-            else:
-                nf = n[0, 0] if uniform_n else 0.5 * (n[i, j] + n[i, k])
-                pq = 0.25 * (_limited_y(qy, scale, i, j, ny) + _limited_y(qy, scale, i, k, ny)
-                             + _limited_y(qy, scale, i + 1, j, ny) + _limited_y(qy, scale, i + 1, k, ny))
-                qe, hf = _interior(e0, em, e1, pq, z[i, j], h[i, j], z[i, k], h[i, k], nf, theta, dt, dx, g, h_min)
-            qx_out[i, k] = qe
-            if qe != 0.0 or qe != qe:
-                smax = _face_speed(smax, qe, hf, g)
-            # ---- y faces of cell (i, j): north (face i, written by this row) and south (face i + 1,
-            # written by the next row; computed here again so that the limiter needs no extra sweep)
-            nc = n[0, 0] if uniform_n else n[i, j]
-            f0 = _limited_y(qy, scale, i, j, ny)
-            if i == 0:
-                rn = 1 if ny > 1 else 0
-                qn = _boundary(bc_type[NORTH], bc_level[NORTH], f0, h[0, j], z[0, j], z[rn, j], h[rn, j], nc, -1.0,
-                               dt, dx, g, h_min)
-                hf = h[0, j]
-            else:
-                nf = n[0, 0] if uniform_n else 0.5 * (n[i - 1, j] + nc)
-                pq = 0.25 * (_limited_x(qx, scale, i - 1, j, nx) + _limited_x(qx, scale, i - 1, j + 1, nx)
-                             + _limited_x(qx, scale, i, j, nx) + _limited_x(qx, scale, i, j + 1, nx))
-                qn, hf = _interior(f0, _limited_y(qy, scale, i - 1, j, ny), _limited_y(qy, scale, i + 1, j, ny), pq,
-                                  z[i - 1, j], h[i - 1, j], z[i, j], h[i, j], nf, theta, dt, dx, g, h_min)
-            qy_out[i, j] = qn
-            if qn != 0.0 or qn != qn:
-                smax = _face_speed(smax, qn, hf, g)
-            f1 = _limited_y(qy, scale, i + 1, j, ny)
-            if i == ny - 1:
-                rs = ny - 2 if ny > 1 else 0
-                qs = _boundary(bc_type[SOUTH], bc_level[SOUTH], f1, h[i, j], z[i, j], z[rs, j], h[rs, j], nc, 1.0,
-                               dt, dx, g, h_min)
-                qy_out[ny, j] = qs
-                if qs != 0.0:
-                    smax = _face_speed(smax, qs, h[i, j], g)
-            else:
-                nf = n[0, 0] if uniform_n else 0.5 * (nc + n[i + 1, j])
-                pq = 0.25 * (_limited_x(qx, scale, i, j, nx) + _limited_x(qx, scale, i, j + 1, nx)
-                             + _limited_x(qx, scale, i + 1, j, nx) + _limited_x(qx, scale, i + 1, j + 1, nx))
-                qs, _ = _interior(f1, f0, _limited_y(qy, scale, i + 2, j, ny), pq,
-                                  z[i, j], h[i, j], z[i + 1, j], h[i + 1, j], nf, theta, dt, dx, g, h_min)
-            # ---- outflux limiter
-            out = (-qw if qw < 0.0 else 0.0) + (qe if qe > 0.0 else 0.0) \
-                + (-qn if qn < 0.0 else 0.0) + (qs if qs > 0.0 else 0.0)
-            lost = out * dt / dx
-            hc = h[i, j]
-            scale_out[i, j] = hc / lost if lost > hc else 1.0
-            qw = qe
-        row_speed[i] = smax
+                qx_out[i, 0] = qw
+                if qw != 0.0 or qw != qw:
+                    smax = _face_speed(smax, qw, h[i, 0], g)
+            for j in range(nx):
+                # ---- y face k of column j
+                if k == 0 or k == ny:
+                    rc = 0 if k == 0 else ny - 1
+                    rn = (1 if ny > 1 else 0) if k == 0 else (ny - 2 if ny > 1 else 0)
+                    qs = _boundary(bc_type[NORTH if k == 0 else SOUTH], bc_level[NORTH if k == 0 else SOUTH],
+                                   _limited_y(qy, scale, k, j, ny), h[rc, j], z[rc, j], z[rn, j], h[rn, j],
+                                   n[0, 0] if uniform_n else n[rc, j], -1.0 if k == 0 else 1.0, dt, dx, g, h_min)
+                    hfs = h[rc, j]
+                else:
+                    za = z[i, j]
+                    zb = z[k, j]
+                    eta_a = za + h[i, j]
+                    eta_b = zb + h[k, j]
+                    hfs = (eta_a if eta_a > eta_b else eta_b) - (za if za > zb else zb)
+                    if hfs <= h_min:
+                        qs = 0.0
+                    else:
+                        nf = n[0, 0] if uniform_n else 0.5 * (n[i, j] + n[k, j])
+                        pq = 0.25 * (_limited_x(qx, scale, i, j, nx) + _limited_x(qx, scale, i, j + 1, nx)
+                                     + _limited_x(qx, scale, k, j, nx) + _limited_x(qx, scale, k, j + 1, nx))
+                        q_avg = theta * _limited_y(qy, scale, k, j, ny) + c_avg * (
+                            _limited_y(qy, scale, i, j, ny) + _limited_y(qy, scale, k + 1, j, ny))
+                        qs = _inertial(q_avg, pq, hfs, (eta_b - eta_a) / dx, nf, dt, g)
+                if own:
+                    qy_out[k, j] = qs
+                    if qs != 0.0 or qs != qs:
+                        smax = _face_speed(smax, qs, hfs, g)
+                if not row:
+                    continue
+                # ---- x face east of cell (i, j)
+                kx = j + 1
+                em = e0
+                e0 = e1
+                e1 = _limited_x(qx, scale, i, kx + 1, nx) if kx + 1 <= nx else e0
+                if kx == nx:
+                    ne = n[0, 0] if uniform_n else n[i, j]
+                    ce = nx - 2 if nx > 1 else 0
+                    qe = _boundary(bc_type[EAST], bc_level[EAST], e0, h[i, j], z[i, j], z[i, ce], h[i, ce], ne, 1.0,
+                                   dt, dx, g, h_min)
+                    hf = h[i, j]
+                else:
+                    za = z[i, j]
+                    zb = z[i, kx]
+                    eta_a = za + h[i, j]
+                    eta_b = zb + h[i, kx]
+                    hf = (eta_a if eta_a > eta_b else eta_b) - (za if za > zb else zb)
+                    if hf <= h_min:
+                        qe = 0.0
+                    else:
+                        nf = n[0, 0] if uniform_n else 0.5 * (n[i, j] + n[i, kx])
+                        pq = 0.25 * (_limited_y(qy, scale, i, j, ny) + _limited_y(qy, scale, i, kx, ny)
+                                     + _limited_y(qy, scale, k, j, ny) + _limited_y(qy, scale, k, kx, ny))
+                        qe = _inertial(theta * e0 + c_avg * (em + e1), pq, hf, (eta_b - eta_a) / dx, nf, dt, g)
+                qx_out[i, kx] = qe
+                if qe != 0.0 or qe != qe:
+                    smax = _face_speed(smax, qe, hf, g)
+                # ---- outflux limiter of cell (i, j); its north face was written by this block
+                qn = qy_out[i, j]
+                out = (-qw if qw < 0.0 else 0.0) + (qe if qe > 0.0 else 0.0) \
+                    + (-qn if qn < 0.0 else 0.0) + (qs if qs > 0.0 else 0.0)
+                lost = out * dt / dx
+                hc = h[i, j]
+                scale_out[i, j] = hc / lost if lost > hc else 1.0
+                qw = qe
+            if row:
+                row_speed[i] = smax
+                smax = 0.0
 
 
 @njit(parallel=True, cache=True)
