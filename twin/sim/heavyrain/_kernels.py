@@ -37,6 +37,9 @@ CLOSED, OPEN, LEVEL = 0, 1, 2
 #: standard gravity (m/s2)
 GRAVITY = 9.80665
 NORTH, SOUTH, WEST, EAST = 0, 1, 2, 3
+#: LLVM fast-math flags of the momentum sweep: reciprocals, approximate functions, no signed zeros; not
+#: ``nnan``/``ninf`` (the NaN checks of the runaway detection stay) nor reassociation/contraction (mirror symmetry)
+FASTMATH = {"nsz", "arcp", "afn"}
 
 
 @njit(inline="always", cache=True)
@@ -144,7 +147,7 @@ def _face_speed(smax, q, h_f, g):
 ROW_BLOCK = 16
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
 def discharge_at_faces(h, z, n, qx, qy, scale, bc_type, bc_level, dt, dx, g, theta, h_min,
                        qx_out, qy_out, scale_out, row_speed):
     """Momentum step: new unit discharges at all faces and the outflux-limiter factor of every cell.
