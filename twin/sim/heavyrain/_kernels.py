@@ -309,7 +309,7 @@ def update_depth(h, z, qx, qy, scale, dt, dx, t_end,
         r_drain = 0.0
         r_out = 0.0
         r_clamp = 0.0
-        r_speed = 0.0
+        r_hmax = 0.0
         for j in range(nx):
             if z[i, j] >= BLOCKED_Z:
                 continue
@@ -377,13 +377,16 @@ def update_depth(h, z, qx, qy, scale, dt, dx, t_end,
                 if arrival_time[i, j] != arrival_time[i, j]:
                     arrival_time[i, j] = t_end
                 duration_above[i, j] += dt
-            c = math.sqrt(g * hn) if hn > 0.0 else 0.0
-            if c > r_speed or c != c:
-                r_speed = c
+            if hn > r_hmax:  # sqrt(g h) is monotone: one root per row at the end
+                r_hmax = hn
             if hn > speed_min_depth:
                 u = 0.5 * (qw + qe) / hn
                 v = 0.5 * (qn + qs) / hn
-                sp = math.sqrt(u * u + v * v)
+                sp2 = u * u + v * v
+                ms = max_speed[i, j]
+                if sp2 < 0.999999 * ms * ms and hn * (ms + 0.5) < 0.999999 * max_hazard[i, j]:
+                    continue  # neither maximum can rise: no root needed
+                sp = math.sqrt(sp2)
                 if sp > max_speed[i, j]:
                     max_speed[i, j] = sp
                     vx_at_max[i, j] = u
@@ -396,7 +399,7 @@ def update_depth(h, z, qx, qy, scale, dt, dx, t_end,
         row_drain[i] += r_drain
         row_out[i] += r_out
         row_clamp[i] += r_clamp
-        row_speed[i] = r_speed
+        row_speed[i] = math.sqrt(g * r_hmax) if r_hmax > 0.0 else 0.0
 
 
 @njit(parallel=True, cache=True)
