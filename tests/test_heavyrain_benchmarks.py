@@ -77,8 +77,7 @@ def test_kinematic_plane_time_of_concentration_and_equilibrium_depth():
     assert q_rel[-1] == pytest.approx(1.0, rel=0.01)
 
 
-@pytest.mark.slow  # ~30-60 s (65 k cells, 90 min)
-@pytest.mark.shared
+@pytest.mark.shared  # ~11 s on 2 loaded cores (65 k cells, 90 min); in the default run
 def test_v_catchment_outlet_plateau_and_volume_closure():
     import rasterio
 
