@@ -359,10 +359,7 @@ def to_ellipsoidal(crs: "str | int | SceneCRS", xyz) -> "np.ndarray":
     """
     import numpy as np
 
-    p = _xyz(xyz)
-    t = height_transformer(crs, GEOGRAPHIC_3D)
-    lon, lat, h = t.transform(p[:, 0], p[:, 1], p[:, 2])
-    return _finite(crs, p, np.column_stack([lon, lat, h]).astype(np.float64))
+    return _transform_points(crs, xyz, GEOGRAPHIC_3D)
 
 
 def to_ecef(crs: "str | int | SceneCRS", xyz) -> "np.ndarray":
@@ -381,10 +378,16 @@ def to_ecef(crs: "str | int | SceneCRS", xyz) -> "np.ndarray":
     """
     import numpy as np
 
+    return _transform_points(crs, xyz, ECEF)
+
+
+def _transform_points(crs, xyz, target: str) -> "np.ndarray":
+    """(n, 3) scene points through the cached height transformer to ``target``; never inf/NaN."""
+    import numpy as np
+
     p = _xyz(xyz)
-    t = height_transformer(crs, ECEF)
-    x, y, z = t.transform(p[:, 0], p[:, 1], p[:, 2])
-    return _finite(crs, p, np.column_stack([x, y, z]).astype(np.float64))
+    a, b, c = height_transformer(crs, target).transform(p[:, 0], p[:, 1], p[:, 2])
+    return _finite(crs, p, np.column_stack([a, b, c]).astype(np.float64))
 
 
 def _finite(crs, src: "np.ndarray", out: "np.ndarray") -> "np.ndarray":
