@@ -47,7 +47,7 @@ demo: $(STAMP)
 
 # Default run: everything but the cases marked slow. Tests on ../shared/data run when it is present.
 test: $(STAMP) $(SYSDEPS) $(NPMDEPS)
-	$(VENV)/bin/lint-imports
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -m "not slow" -q
 
 test-all: $(STAMP) $(SYSDEPS) $(NPMDEPS)
