@@ -18,20 +18,24 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $(STAMP)
 
-# System packages (sensors): the Mosquitto MQTT broker for the sensor tests, from Debian.
+# System packages from Debian: the Mosquitto MQTT broker (sensor tests) and Chromium (viewer browser tests).
 SYSDEPS := $(VENV)/.sysdeps
 sysdeps: $(SYSDEPS)
 
 $(SYSDEPS):
 	@mkdir -p $(VENV)
-	@if ! command -v mosquitto >/dev/null && ! test -x /usr/sbin/mosquitto; then \
+	@need=; \
+	command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || need="$$need mosquitto"; \
+	test -x /usr/bin/chromium || need="$$need chromium"; \
+	if [ -n "$$need" ]; then \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
-		else echo "mosquitto missing and no root/sudo: install it with apt-get install mosquitto" >&2; exit 1; fi; \
-		$$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y mosquitto; \
+		else echo "missing:$$need and no root/sudo: install them with apt-get install$$need" >&2; exit 1; fi; \
+		$$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$need fonts-dejavu-core; \
 	fi
 	@touch $(SYSDEPS)
 
-# Node tooling (tiles): the Khronos glTF validator from package-lock.json into ./node_modules.
+# Node packages from package-lock.json into ./node_modules: CesiumJS (served by the viewer) and the
+# Khronos glTF validator (tiles tests).
 NPMDEPS := node_modules/.twin-npm
 npmdeps: $(NPMDEPS)
 
