@@ -11,7 +11,9 @@ from typing import Callable, Mapping, Sequence
 from twin.errors import TwinIOError, TwinValueError, TwinWarning
 from twin.scene import Scene
 
-__all__ = ["import_city", "scene_info", "tiles"]
+__all__ = ["import_city", "scene_info", "tiles", "compare_runs", "compare_run_dirs"]
+
+from twin.workflows.compare import compare_run_dirs, compare_runs  # noqa: E402  (cheap: numpy only)
 
 
 def import_city(files: Sequence[str | os.PathLike], out: str | os.PathLike, *, crs=None, lod: int | None = None,
