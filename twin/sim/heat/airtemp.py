@@ -29,7 +29,8 @@ import numpy as np
 
 from twin.errors import TwinValueError
 
-__all__ = ["SIGNS", "AirTemperatureModel", "fit_air_temperature", "leave_one_out", "idw", "buffer_mean_at"]
+__all__ = ["SIGNS", "AirTemperatureModel", "fit_air_temperature", "leave_one_out", "idw", "buffer_mean_at",
+           "qc_readings", "QC_RANGE_C"]
 
 #: predictor base name -> (sign by day, sign at night): +1 coefficient >= 0, -1 <= 0, 0 free
 SIGNS: dict[str, tuple[int, int]] = {
@@ -41,6 +42,7 @@ SIGNS: dict[str, tuple[int, int]] = {
     "water_fraction": (-1, 0),
     "water_distance": (1, 0),
     "elevation": (-1, 0),
+    "elevation_above_reference": (-1, 0),
 }
 STATIONS_PER_PREDICTOR = 5
 MIN_KRIGING = 6
@@ -56,6 +58,42 @@ def _base(name: str) -> str:
 def _sign(name: str, night: bool) -> int:
     s = SIGNS.get(_base(name))
     return 0 if s is None else s[1 if night else 0]
+
+
+#: plausible air temperature, degC (the range check of twin.sensors.qc.QC_LIMITS["air_temperature"])
+QC_RANGE_C = (-40.0, 50.0)
+
+
+def qc_readings(t, *, flags=None) -> tuple[np.ndarray, dict[str, int]]:
+    """Station-level quality control of one hour's readings: which to keep, and why others were left out.
+
+    - ``flags``: readings flagged upstream (a non-zero twin.sensors QC bitmask) are left out;
+    - range: outside :data:`QC_RANGE_C`;
+    - spatial: CrowdQC step m2 (Napoly et al. 2018, Front. Earth Sci. 6:118) as in twin.sensors.qc, a
+      robust z-score against all stations of the hour (median, 1.4826 MAD), ``z < -3`` or ``z > 3.5``,
+      with at least 5 stations.
+
+    Returns ``(keep, counts)`` with ``counts`` per reason.
+    """
+    t = np.asarray(t, float).ravel()
+    keep = np.isfinite(t)
+    counts = {"missing": int((~keep).sum()), "flagged": 0, "range": 0, "spatial_outlier": 0}
+    if flags is not None:
+        f = np.nan_to_num(np.asarray(flags, float).ravel()) != 0
+        counts["flagged"] = int((f & keep).sum())
+        keep &= ~f
+    bad = keep & ((t < QC_RANGE_C[0]) | (t > QC_RANGE_C[1]))
+    counts["range"] = int(bad.sum())
+    keep &= ~bad
+    if keep.sum() >= 5:
+        med = np.median(t[keep])
+        scale = 1.4826 * np.median(np.abs(t[keep] - med))
+        if scale > 0:
+            z = (t - med) / scale
+            out = keep & ((z < -3.0) | (z > 3.5))
+            counts["spatial_outlier"] = int(out.sum())
+            keep &= ~out
+    return keep, counts
 
 
 # ------------------------------------------------------------------------------------------ kriging
@@ -137,7 +175,7 @@ def idw(x, y, v, x0, y0, *, power: float = 2.0) -> np.ndarray:
 class AirTemperatureModel:
     """One hour's fitted model (see the module docstring). Coefficients per unit of each predictor."""
 
-    method: str  # "regression_kriging", "ordinary_kriging" or "idw"
+    method: str  # "regression_kriging", "ordinary_kriging", "idw" or "predictor_only_prior"
     predictors: list[str]
     intercept: float
     coef: np.ndarray
@@ -162,10 +200,13 @@ class AirTemperatureModel:
         (``x0' Cov(b) x0``).
         """
         x0, y0 = np.ravel(np.asarray(x0, float)), np.ravel(np.asarray(y0, float))
-        if self.method == "idw":
+        if self.method == "predictor_only_prior":  # no readings: no residual to krige
+            est, kvar = np.zeros(x0.shape), np.zeros(x0.shape)
+        elif self.method == "idw":
             ta = idw(self.x, self.y, self.values, x0, y0)
             return {"air_temperature": ta, "se": np.full(ta.shape, np.nan), "contributions": {}}
-        est, kvar = krige(self.x, self.y, self.residuals, x0, y0, self.variogram)
+        else:
+            est, kvar = krige(self.x, self.y, self.residuals, x0, y0, self.variogram)
         contrib = {}
         trend = np.full(x0.shape, self.intercept)
         if self.predictors:
@@ -235,6 +276,12 @@ def fit_air_temperature(x, y, t, predictors=None, names=(), *, night: bool) -> A
     if n == 0:
         raise TwinValueError("no station with a valid temperature for this hour; fix: choose an hour with readings "
                              "or check the sensors' quality flags")
+    if p.shape[1] and n > 1:
+        const = [j for j in range(p.shape[1]) if np.ptp(p[:, j]) <= 1e-9 * max(1.0, float(np.abs(p[:, j]).max()))]
+        if const:
+            notes.append(f"predictor(s) {[names[j] for j in const]} are constant at the stations: left out")
+            keep = [j for j in range(p.shape[1]) if j not in const]
+            names, p = [names[j] for j in keep], p[:, keep]
     k_max = max(0, (n - 3) // STATIONS_PER_PREDICTOR)
     if len(names) > k_max:
         need = STATIONS_PER_PREDICTOR * len(names) + 3
@@ -269,7 +316,8 @@ def leave_one_out(x, y, t, predictors=None, names=(), *, night: bool) -> dict:
     for i in range(len(t)):
         m = np.arange(len(t)) != i
         mod = fit_air_temperature(x[m], y[m], t[m], None if p is None else p[m], names, night=night)
-        out["rk"][i] = mod.predict(x[i:i + 1], y[i:i + 1], None if p is None else p[i:i + 1])["air_temperature"][0] - t[i]
+        pi = None if p is None else p[i:i + 1, [list(names).index(n) for n in mod.predictors]]
+        out["rk"][i] = mod.predict(x[i:i + 1], y[i:i + 1], pi)["air_temperature"][0] - t[i]
         out["mean"][i] = t[m].mean() - t[i]
         out["idw"][i] = idw(x[m], y[m], t[m], x[i:i + 1], y[i:i + 1])[0] - t[i]
     return out

@@ -33,7 +33,7 @@ import math
 
 import numpy as np
 
-__all__ = ["mean_radiant_temperature", "utci", "sky_emissivity", "UTCI_RANGE"]
+__all__ = ["mean_radiant_temperature", "utci", "sky_emissivity", "UTCI_RANGE", "clear_sky_global", "split_global"]
 
 SIGMA = 5.670374419e-8  # Stefan-Boltzmann, W m-2 K-4
 UTCI_RANGE = {"ta_c": (-50.0, 50.0), "tmrt_minus_ta_k": (-30.0, 70.0), "wind_10m_m_per_s": (0.5, 17.0)}
@@ -87,6 +87,34 @@ def mean_radiant_temperature(svf, sunlit, *, ta_c: float, rh_pct: float, global_
     s_str = absorb_k * (0.06 * (k_down + k_up) + 0.88 * k_side + 0.28 * k_i) + \
         emis_person * (0.06 * (l_down + l_up) + 0.88 * l_side)
     return (s_str / (emis_person * SIGMA)) ** 0.25 - 273.15
+
+
+SOLAR_CONSTANT = 1367.0  # W m-2
+
+
+def clear_sky_global(sun_elevation_deg: float) -> float:
+    """Haurwitz (1945) clear-sky global horizontal irradiance, W m-2 (0 with the sun down)."""
+    if sun_elevation_deg <= 0:
+        return 0.0
+    sa = math.sin(math.radians(sun_elevation_deg))
+    return 1098.0 * sa * math.exp(-0.057 / sa)
+
+
+def split_global(global_w_m2: float, sun_elevation_deg: float) -> tuple[float, float]:
+    """Diffuse horizontal and direct normal irradiance (W m-2) from global, by the Erbs, Klein & Duffie
+    (1982, Solar Energy 28:293) diffuse fraction of the clearness index."""
+    if sun_elevation_deg <= 0 or global_w_m2 <= 0:
+        return max(global_w_m2, 0.0), 0.0
+    sa = max(math.sin(math.radians(sun_elevation_deg)), 0.02)
+    kt = min(global_w_m2 / (SOLAR_CONSTANT * sa), 1.0)
+    if kt <= 0.22:
+        kd = 1.0 - 0.09 * kt
+    elif kt <= 0.80:
+        kd = 0.9511 - 0.1604 * kt + 4.388 * kt ** 2 - 16.638 * kt ** 3 + 12.336 * kt ** 4
+    else:
+        kd = 0.165
+    d = kd * global_w_m2
+    return d, max((global_w_m2 - d) / max(sa, 0.05), 0.0)
 
 
 def utci(ta_c, tmrt_c, wind_10m_m_per_s, rh_pct) -> np.ndarray:
