@@ -409,3 +409,46 @@ def dag_totals(n, local, target_node, total):
                 q[qt] = j
                 qt += 1
     return qt
+
+
+@njit(cache=True)
+def terminal_of(d8, out):
+    """Flat index of the cell where each cell's D8 path ends (a cell with a negative code: it drains out of
+    the domain, or a pit); -1 on NaN cells (code -3). ``out`` int64[rows, cols]."""
+    rows, cols = d8.shape
+    n = rows * cols
+    indeg = np.zeros(n, np.int32)
+    down = np.full(n, -1, np.int64)
+    for i in range(n):
+        k = d8[i // cols, i % cols]
+        if k >= 0:
+            j = (i // cols + _DR[k]) * cols + i % cols + _DC[k]
+            down[i] = j
+            indeg[j] += 1
+    order = np.empty(n, np.int64)
+    qt = 0
+    for i in range(n):
+        if indeg[i] == 0:
+            order[qt] = i
+            qt += 1
+    qh = 0
+    while qh < qt:
+        i = order[qh]
+        qh += 1
+        j = down[i]
+        if j >= 0:
+            indeg[j] -= 1
+            if indeg[j] == 0:
+                order[qt] = j
+                qt += 1
+    for q in range(qt - 1, -1, -1):
+        i = order[q]
+        r = i // cols
+        c = i - r * cols
+        if d8[r, c] == -3:
+            out[r, c] = -1
+        elif down[i] < 0:
+            out[r, c] = i
+        else:
+            j = down[i]
+            out[r, c] = out[j // cols, j % cols]
