@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $(STAMP)
 
-# System packages from Debian: the Mosquitto MQTT broker (sensor tests) and Chromium (viewer browser tests).
+# System packages from Debian: the Mosquitto MQTT broker (sensor tests), Chromium (viewer browser tests, report
+# PDF) and poppler-utils (pdftoppm: the report test renders the PDF's pages).
 SYSDEPS := $(VENV)/.sysdeps
 sysdeps: $(SYSDEPS)
 
@@ -27,6 +28,7 @@ $(SYSDEPS):
 	@need=; \
 	command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || need="$$need mosquitto"; \
 	test -x /usr/bin/chromium || need="$$need chromium"; \
+	command -v pdftoppm >/dev/null || need="$$need poppler-utils"; \
 	if [ -n "$$need" ]; then \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
 		else echo "missing:$$need and no root/sudo: install them with apt-get install$$need" >&2; exit 1; fi; \
