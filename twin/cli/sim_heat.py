@@ -30,6 +30,9 @@ def add_parser(subparsers):
                         "scenario's Ta/Tmrt/UTCI and delta_*.tif")
     p.add_argument("--no-qc", action="store_true", help="use the readings without quality control")
     p.add_argument("--overwrite", action="store_true")
+    from twin.cli._dask import add_dask_options
+
+    add_dask_options(p)  # tiled SVF/shadow into heat.zarr + GeoTIFFs (twin.cli._dask.run_heat_tiled)
     p.set_defaults(func=run)
     return p
 
@@ -41,6 +44,9 @@ def run(args) -> int:
     from twin.errors import TwinError
     from twin.sim.heat.model import read_sensors_table, run_heat
 
+    from twin.cli import _dask
+    if _dask.distributed(args):
+        return _dask.run_heat_tiled(args)
     try:
         grid = None
         if args.dsm:

@@ -35,6 +35,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--flow-area-thresholds", type=float, nargs=2, metavar=("MEDIUM", "HIGH"),
                    help="exposure flow-path upstream-area thresholds in m2 (default 10000 100000)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs in --out")
+    from twin.cli._dask import add_dask_options
+
+    add_dask_options(p)  # tiled path: screening.zarr, flow_accumulation.tif, filled_depth.tif (twin.cli._dask)
     p.set_defaults(_run=run, _run_model=run)  # twin.cli.sim dispatches on _run_model
     return p
 
@@ -47,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
 
     if (args.scene is None) == (args.dem is None):
         raise TwinValueError("give either SCENE_DIR or --dem DEM.tif (not both, not neither)")
+    from twin.cli import _dask
+
+    if _dask.distributed(args):
+        return _dask.run_screening_tiled(args)
     names = None
     if args.dem:
         from twin.terrain import read_terrain

@@ -178,7 +178,7 @@ def write_tiled_geotiff(path: str | os.PathLike, *, shape: tuple[int, int], tran
     transform : affine.Affine
     crs : anything rasterio takes (``"EPSG:25832"``, WKT)
     block : callable(r0, r1, c0, c1) -> ndarray
-        Values of rows r0..r1-1, cols c0..c1-1 (NaN nodata).
+        Values of rows r0..r1-1, cols c0..c1-1 (nodata: NaN for float types, -1 for integer types).
     chunk : int
         Window side (cells); a multiple of 16 (the GeoTIFF tile size is min(chunk, 512)).
     """
@@ -192,9 +192,10 @@ def write_tiled_geotiff(path: str | os.PathLike, *, shape: tuple[int, int], tran
         raise TwinValueError(f"chunk={chunk} must be a multiple of 16 (GeoTIFF tiles)")
     rows, cols = shape
     bs = min(chunk, 512)
+    floating = np.dtype(dtype).kind == "f"
     profile = dict(driver="GTiff", height=rows, width=cols, count=1, dtype=dtype, crs=crs, transform=transform,
-                   nodata=np.nan, tiled=True, blockxsize=bs, blockysize=bs, compress="deflate", predictor=3,
-                   BIGTIFF="IF_SAFER")
+                   nodata=np.nan if floating else -1, tiled=True, blockxsize=bs, blockysize=bs, compress="deflate",
+                   predictor=3 if floating else 2, BIGTIFF="IF_SAFER")
     windows = [(r0, min(r0 + chunk, rows), c0, min(c0 + chunk, cols))
                for r0 in range(0, rows, chunk) for c0 in range(0, cols, chunk)]
     with rasterio.open(path, "w", **profile) as dst:
