@@ -11,7 +11,7 @@ from twin.errors import TwinError
 # subcommand name -> module in twin.cli; each module defines add_parser(subparsers) and run(args) -> int
 SUBCOMMANDS = {"import": "twin.cli.import_", "info": "twin.cli.info", "grid": "twin.cli.grid",
                "sim": "twin.cli.sim", "sensors": "twin.cli.sensors", "tiles": "twin.cli.tiles",
-               "serve": "twin.cli.serve"}
+               "serve": "twin.cli.serve", "scenario": "twin.cli.scenario", "demo": "twin.cli.demo"}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,9 +11,12 @@ from typing import Callable, Mapping, Sequence
 from twin.errors import TwinIOError, TwinValueError, TwinWarning
 from twin.scene import Scene
 
-__all__ = ["import_city", "scene_info", "tiles", "compare_runs", "compare_run_dirs"]
+__all__ = ["import_city", "scene_info", "tiles", "compare_runs", "compare_run_dirs", "run_scenario", "execute_run",
+           "building_results", "RunRegistry", "RunRecord", "RunCancelled", "RunNotFoundError"]
 
 from twin.workflows.compare import compare_run_dirs, compare_runs  # noqa: E402  (cheap: numpy only)
+from twin.workflows.registry import RunNotFoundError, RunRecord, RunRegistry  # noqa: E402  (stdlib sqlite3)
+from twin.workflows.run import RunCancelled, building_results, execute_run, run_scenario  # noqa: E402
 
 
 def import_city(files: Sequence[str | os.PathLike], out: str | os.PathLike, *, crs=None, lod: int | None = None,
