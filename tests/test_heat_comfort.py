@@ -34,10 +34,22 @@ def test_utci_outside_valid_range_is_nan(args):
 def test_isothermal_enclosure_gives_tmrt_equal_t():
     """K = 0 and every L = sigma T^4 (all emissivities 1): Tmrt = T, since 2 x 0.06 + 4 x 0.22 = 1."""
     for t in (-10.0, 15.0, 35.0):
-        got = mean_radiant_temperature(np.array([0.0, 0.4, 1.0]), 0.0, ta_c=t, rh_pct=50, global_w_m2=0, diffuse_w_m2=0,
-                                       direct_normal_w_m2=0, sun_elevation_deg=-5, emis_ground=1, emis_wall=1,
-                                       emis_sky=1.0)
-        np.testing.assert_allclose(got, t, atol=1e-9)
+        for scheme in ("lite", "solweig"):
+            got = mean_radiant_temperature(np.array([0.0, 0.4, 1.0]), 0.0, ta_c=t, rh_pct=50, global_w_m2=0,
+                                           diffuse_w_m2=0, direct_normal_w_m2=0, sun_elevation_deg=-5, emis_ground=1,
+                                           emis_wall=1, emis_sky=1.0, scheme=scheme)
+            np.testing.assert_allclose(got, t, atol=1e-9)
+
+
+def test_surface_temperature_wave():
+    """Lindberg et al. (2008): amplitude 0.37 alpha_max - 3.41 K, largest at 15 h solar time, 0 at night."""
+    from twin.sim.heat.comfort import surface_temperature_excess
+
+    lat, lon = 57.7, 12.0  # Gothenburg, 2024-06-21: alpha_max ~ 55.7 deg -> 17.2 K
+    at = lambda h: surface_temperature_excess(f"2024-06-21T{h}", lat, lon)  # noqa: E731
+    assert at("14:12:00Z") == pytest.approx(0.37 * 55.7 - 3.41, abs=0.3)  # 15 h mean solar time = 14:12 UTC
+    assert at("09:00:00Z") < at("12:00:00Z") < at("14:12:00Z") and at("23:30:00Z") == 0.0
+    assert surface_temperature_excess("2024-06-21T14:12:00Z", lat, lon, clearness=0.5) == pytest.approx(at("14:12:00Z") / 2)
 
 
 def test_sun_and_open_sky_raise_tmrt():
@@ -59,15 +71,23 @@ SITES = {"gvc": ("DSM_GVC_1m.tif", "DEM_GVC_1m.tif", "CDSM_GVC_1m.tif", "measure
                            {"20051011": "MetFile_20051011.txt", "20060726": "MetFile_20060726.txt",
                             "20060801": "MetFile_20060801.txt"})}
 # Time labels: the Kdn-weighted centroid hour of the six met files is 11.0-12.2, i.e. solar noon (~11:15 UTC
-# at 12 E) + half an hour: the labels are UTC at the end of each hourly mean (CET would put it near 12.8).
+# at 12 E) + half an hour: the met labels are UTC at the end of each hourly mean (CET would put it near 12.8).
 UTC_OFFSET_H = 0
+# Measurement labels against the met files' (hours): at Gustav Adolfs torg (an open square, SVF 0.9) the
+# measured K_down of hour h matches the met file's global radiation of hour h - 1 (correlation 0.973-0.998
+# over the three days against 0.82-0.94 at the same label) and the measured Ta of hour h the met Ta of
+# h - 1: its measurement hours are one hour ahead of the met file. At GVC (a courtyard shaded half the
+# day) the radiation cannot show a lag; same labels are kept. This pairs data by measured radiation,
+# never by the modelled Tmrt.
+MET_LAG_H = {"gvc": 0, "gustav_adolfs": 1}
 
 
-def site_tmrt(site: str) -> pd.DataFrame:
+def site_tmrt(site: str, schemes=("lite",)) -> pd.DataFrame:
     """Modelled vs measured Tmrt at the station for every measured hour of one site."""
     import rasterio
     from pyproj import Transformer
 
+    from twin.sim.heat.comfort import clearness_index, surface_temperature_excess
     from twin.sim.heat.geometry import sky_view_factor, sunlit_fraction
     from twin.sim.heat.sun import solar_position
 
@@ -89,39 +109,54 @@ def site_tmrt(site: str) -> pd.DataFrame:
     for _, m in meas.iterrows():
         day = str(int(m[day_col]))
         met = pd.read_csv(base / mets[day], sep=r"\s+")
-        r = met[met["it"] == int(m["hour"])].iloc[0]
-        t = pd.Timestamp(day) + pd.Timedelta(hours=int(m["hour"]) - UTC_OFFSET_H) - pd.Timedelta(minutes=30)
+        it = int(m["hour"]) - MET_LAG_H[site]
+        r = met[met["it"] == it].iloc[0]
+        t = pd.Timestamp(day) + pd.Timedelta(hours=it - UTC_OFFSET_H) - pd.Timedelta(minutes=30)
         sp = solar_position(t, lat, lon).iloc[0]
-        el = float(sp["apparent_elevation"])
-        g, d = float(r["Kdn"]), float(r["Kdiff"])
+        el, az = float(sp["apparent_elevation"]), float(sp["azimuth"])
+        g, d = float(r["Kdn"]), float(r["Kdiff"])  # measured global and diffuse radiation (met file)
         sa = math.sin(math.radians(max(el, 1.0)))
         i_dn = float(np.clip((g - d) / sa, 0, 1000)) if el > 1 else 0.0
-        f = sunlit_fraction(dsm, cell_m=cell, sun_azimuth_deg=float(sp["azimuth"]), sun_elevation_deg=el,
-                            veg_top=veg)[i, j] if el > 0 else 0.0
-        tm = mean_radiant_temperature(svf, f, ta_c=float(r["Td"]), rh_pct=float(r["RH"]), global_w_m2=g, diffuse_w_m2=d,
-                                      direct_normal_w_m2=i_dn, sun_elevation_deg=el)
-        rows.append({"day": day, "hour": int(m["hour"]), "model": float(tm), "measured": float(m["Tmrt"]), "sunlit": float(f),
-                     "svf": float(svf)})
+        f = sunlit_fraction(dsm, cell_m=cell, sun_azimuth_deg=az, sun_elevation_deg=el, veg_top=veg)[i, j] if el > 0 else 0.0
+        ci = clearness_index(g, el)
+        dt = surface_temperature_excess(t, lat, lon, clearness=1.0 if ci is None else ci)
+        tm = {sch: float(mean_radiant_temperature(svf, f, ta_c=float(r["Td"]), rh_pct=float(r["RH"]), global_w_m2=g,
+                                                  diffuse_w_m2=d, direct_normal_w_m2=i_dn, sun_elevation_deg=el,
+                                                  sun_azimuth_deg=az, ground_dt_k=dt, wall_dt_k=dt, scheme=sch))
+              for sch in schemes}
+        rows.append({"day": day, "hour": int(m["hour"]), "model": tm[schemes[0]], "measured": float(m["Tmrt"]),
+                     "sunlit": float(f), "svf": float(svf)} | {f"model_{k}": v for k, v in tm.items()})
     return pd.DataFrame(rows)
 
 
 @pytest.mark.shared
-def test_gothenburg_tmrt_rmse_reported():
-    """Reported numbers (2-core box): see the final report; guard only against gross breakage (< 10 K)."""
-    out = pd.concat([site_tmrt(s).assign(site=s) for s in SITES])
-    err = out.model - out.measured
-    rmse = float(np.sqrt(np.mean(err ** 2)))
-    per_site = out.assign(e2=err ** 2).groupby("site").e2.mean() ** 0.5
-    ok = np.isfinite(out.model) & np.isfinite(out.measured)
-    r2 = float(np.corrcoef(out.model[ok], out.measured[ok])[0, 1] ** 2)
-    print(f"Tmrt RMSE all {rmse:.2f} K (n={len(out)}), bias {err.mean():+.2f} K, R2 {r2:.2f}; per site {per_site.round(2).to_dict()}")
+def test_gothenburg_tmrt_rmse_beats_solweig_reference():
+    """Tmrt RMSE over the 73 measured hours of GVC and Gustav Adolfs torg against SOLWEIG's 4.8 K.
+
+    Measured (this file's pairing; see MET_LAG_H): scheme "lite" 3.81 K (GVC 4.47 K, Gustav Adolfs torg
+    3.27 K, R2 0.92 / 0.96); scheme "solweig" 5.28 K (GVC 7.06 K, GA 3.54 K). Before the pairing fix:
+    7.88 K (GVC 4.47, GA 9.56). Both schemes overestimate L_down by 40-60 W m-2 at both sites (SOLWEIG's
+    known L_down bias; solweig VALIDATION.md), which the fuller scheme's warm walls and ground add to.
+    """
+    out = pd.concat([site_tmrt(s, schemes=("lite", "solweig")).assign(site=s) for s in SITES])
     assert len(out) == 74  # 30 GVC + 44 Gustav Adolfs rows in the measurement CSVs (PROVENANCE.md says 43 GA hours)
-    assert rmse < 10.0  # gross-error guard; the SOLWEIG reference 4.8 K is compared in the report, not here
+    ok = out.measured.notna()
+    res = {}
+    for sch in ("lite", "solweig"):
+        err = (out[f"model_{sch}"] - out.measured)[ok]
+        per_site = (err ** 2).groupby(out.site[ok]).mean() ** 0.5
+        r2 = float(np.corrcoef(out[f"model_{sch}"][ok], out.measured[ok])[0, 1] ** 2)
+        res[sch] = float(np.sqrt(np.mean(err ** 2)))
+        print(f"{sch}: Tmrt RMSE all {res[sch]:.2f} K (n={int(ok.sum())}), bias {err.mean():+.2f} K, R2 {r2:.2f}; "
+              f"per site {per_site.round(2).to_dict()}")
+    assert res["lite"] < 4.8  # SOLWEIG: 4.8 K (Lindberg et al. 2008)
+    assert res["solweig"] < 6.0  # reported; guards the fuller scheme against breakage
 
 
 if __name__ == "__main__":
     for s in SITES:
-        df = site_tmrt(s)
-        e = df.model - df.measured
-        print(s, len(df), "RMSE", round(float(np.sqrt(np.mean(e ** 2))), 2), "bias", round(float(e.mean()), 2))
+        df = site_tmrt(s, schemes=("lite", "solweig"))
+        for sch in ("lite", "solweig"):
+            e = df[f"model_{sch}"] - df.measured
+            print(s, sch, len(df), "RMSE", round(float(np.sqrt(np.mean(e ** 2))), 2), "bias", round(float(e.mean()), 2))
         print(df.round(2).to_string())

@@ -118,7 +118,7 @@ def run_heat(dsm=None, *, transform=None, crs_epsg: int | None = None, out_dir, 
              time_utc=None, directions: int = 32, radius_m: float = 200.0, svf_only: bool = False,
              wind_m_per_s: float = 2.0, rh_pct: float = 50.0, lonlat=None, overwrite: bool = False, grid=None,
              weather=None, rural_station: str | None = None, scenario_grid=None, predictors=None,
-             predictor_radii_m=None, qc: bool = True, write_contributions: bool = True) -> dict:
+             predictor_radii_m=None, qc: bool = True, write_contributions: bool = True, tmrt_scheme: str = "lite") -> dict:
     """Run the heat model and write the run folder (see the module docstring). Returns run.json.
 
     Parameters
@@ -152,6 +152,8 @@ def run_heat(dsm=None, *, transform=None, crs_epsg: int | None = None, out_dir, 
         Buffer radii (default 50, 100, 250, 500 m).
     qc : bool
         Quality-control the readings (flags, range, spatial outliers) before fitting.
+    tmrt_scheme : {"lite", "solweig"}
+        Tmrt scheme of :func:`twin.sim.heat.comfort.mean_radiant_temperature`.
     """
     import pandas as pd
     import rasterio
@@ -278,7 +280,9 @@ def run_heat(dsm=None, *, transform=None, crs_epsg: int | None = None, out_dir, 
         if sun is not None:
             g, d, i_dn, src = _weather_radiation(sun[1], w)
             run["radiation"] = {"global_w_m2": g, "diffuse_w_m2": d, "direct_normal_w_m2": i_dn, "source": src}
-            tmrt, u = _tmrt_utci(svf, sl, ta, sun, g, d, i_dn, rh_pct, wind_m_per_s, mean_radiant_temperature, utci)
+            mrt = _mrt_for(tmrt_scheme, time_utc, lonlat, g, sun[1], mean_radiant_temperature)
+            run["tmrt_scheme"] = tmrt_scheme
+            tmrt, u = _tmrt_utci(svf, sl, ta, sun, g, d, i_dn, rh_pct, wind_m_per_s, mrt, utci)
             write("tmrt.tif", tmrt, "mean radiant temperature degC", **flag)
             write("utci.tif", u, "UTCI degC (NaN outside the valid range)", **flag)
             data["tmrt"] = (("y", "x"), tmrt, {"units": "degC", "radiation": src} | flag)
@@ -287,7 +291,7 @@ def run_heat(dsm=None, *, transform=None, crs_epsg: int | None = None, out_dir, 
         if scenario_grid is not None:
             t0 = time.perf_counter()
             _scenario(scenario_grid, mod, preds, ta, tmrt, u, sun, svf.shape, directions, radius_m, radii, w, rh_pct,
-                      wind_m_per_s, data, run, write, flag)
+                      wind_m_per_s, data, run, write, flag, mrt if sun is not None else None)
             timings["scenario_s"] = time.perf_counter() - t0
     elif not svf_only:
         run["notes"].append("no sensor readings and no weather situation: no air temperature, UHI, Tmrt or UTCI maps "
@@ -308,10 +312,23 @@ def run_heat(dsm=None, *, transform=None, crs_epsg: int | None = None, out_dir, 
     return run
 
 
+def _mrt_for(scheme, time_utc, lonlat, g, sun_el, mrt):
+    """The Tmrt function of a scheme with its time-dependent inputs bound (surface temperature wave)."""
+    from functools import partial
+
+    from twin.sim.heat.comfort import clearness_index, surface_temperature_excess
+
+    if scheme != "solweig":
+        return partial(mrt, scheme=scheme)
+    ci = clearness_index(g, sun_el)
+    dt = surface_temperature_excess(time_utc, lonlat[1], lonlat[0], clearness=1.0 if ci is None else ci)
+    return partial(mrt, scheme=scheme, ground_dt_k=dt, wall_dt_k=dt)
+
+
 def _tmrt_utci(svf, sunlit, ta, sun, g, d, i_dn, rh_pct, wind, mrt, utci_fn):
     rad = np.nan_to_num(sunlit)
     tmrt = mrt(svf, rad, ta_c=ta, rh_pct=rh_pct, global_w_m2=g, diffuse_w_m2=d, direct_normal_w_m2=i_dn,
-               sun_elevation_deg=sun[1])
+               sun_elevation_deg=sun[1], sun_azimuth_deg=sun[0])
     return tmrt, utci_fn(ta, tmrt, wind, rh_pct)
 
 
@@ -360,7 +377,7 @@ def _fit_from_sensors(sensors, preds, transform, shape, night, priority, qc, rur
 
 
 def _scenario(sgrid, mod, preds, ta, tmrt, u, sun, shape, directions, radius_m, radii, w, rh_pct, wind, data, run,
-              write, flag):
+              write, flag, mrt=None):
     """Scenario Ta/Tmrt/UTCI on an edited grid and the changes against the baseline (see run_heat)."""
     from twin.sim.heat.comfort import mean_radiant_temperature, utci
     from twin.sim.heat.geometry import sky_view_factor, sunlit_fraction
@@ -385,7 +402,7 @@ def _scenario(sgrid, mod, preds, ta, tmrt, u, sun, shape, directions, radius_m, 
     if sun is not None and tmrt is not None:
         sl_s = sunlit_fraction(zs, cell_m=cell, sun_azimuth_deg=sun[0], sun_elevation_deg=sun[1], veg_top=vs)
         g, d, i_dn, _ = _weather_radiation(sun[1], w)
-        tmrt_s, u_s = _tmrt_utci(svf_s, sl_s, ta_s, sun, g, d, i_dn, rh_pct, wind, mean_radiant_temperature, utci)
+        tmrt_s, u_s = _tmrt_utci(svf_s, sl_s, ta_s, sun, g, d, i_dn, rh_pct, wind, mrt or mean_radiant_temperature, utci)
         for name, base, new in (("tmrt", tmrt, tmrt_s), ("utci", u, u_s)):
             dd = new - base
             write(f"delta_{name}.tif", dd, f"scenario minus baseline {name} K", **flag)
