@@ -168,7 +168,7 @@ def run_heat_tiled(args: argparse.Namespace) -> int:
         import zarr
 
         zarr.open_group(str(out / "heat.zarr"), mode="w")
-        targets = [da.to_zarr(arr.astype(np.float32), str(out / "heat.zarr"), component=name, overwrite=True,
+        targets = [da.to_zarr(arr.astype(np.float32).rechunk((args.tile, args.tile)), str(out / "heat.zarr"), component=name, overwrite=True,
                               compute=False) for name, arr in layers.items()]
         compute(*targets, client=c, progress=_progress(args), desc="heat: tiles")
     g = zarr.open_group(str(out / "heat.zarr"), mode="r")

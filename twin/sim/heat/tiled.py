@@ -30,12 +30,13 @@ def as_dask(raster, *, tile: int = 1024):
     (rechunked to ``tile``), float32."""
     import dask.array as da
 
-    if isinstance(raster, da.Array):
-        arr = raster
-    else:
-        arr = da.from_array(raster, chunks=(tile, tile), lock=False, asarray=True)
-    if arr.ndim != 2 or min(arr.shape) < 1:
-        raise TwinValueError(f"the DSM must be a non-empty 2-D raster, got shape {arr.shape}")
+    shape = tuple(getattr(raster, "shape", np.shape(raster)))
+    if len(shape) != 2 or min(shape) < 1:
+        raise TwinValueError(f"the DSM must be a non-empty 2-D raster, got shape {shape}")
+    if int(tile) < 1:
+        raise TwinValueError(f"tile={tile} must be >= 1 cell")
+    arr = raster if isinstance(raster, da.Array) else da.from_array(raster, chunks=(tile, tile), lock=False,
+                                                                     asarray=True)
     return arr.astype(np.float32).rechunk((tile, tile))
 
 
