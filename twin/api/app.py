@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
+import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from twin.api.errors import install_error_handlers
 from twin.api.files import GzipCache
 from twin.api.middleware import BodyLimitMiddleware
+from twin.api.runner import DEFAULT_TARGET
 from twin.api.settings import Settings
 
 __all__ = ["create_app"]
@@ -69,10 +72,24 @@ def _open_registry(app: FastAPI) -> None:
         app.state.registry_error = f"{type(exc).__name__}: {exc}"
         return
     app.state.registry = registry
-    app.state.interrupted_at_start = marked
-    if marked:
-        log.warning("marked %s run(s) interrupted by the last shutdown", marked if isinstance(marked, int)
-                    else len(marked))
+    n_marked = marked if isinstance(marked, int) else len(marked or ())
+    app.state.interrupted_at_start = n_marked
+    try:
+        statuses = [getattr(r, "status", None) for r in registry.list()]
+    except Exception:
+        statuses = []
+    log.info("run registry %s: %d run(s), %d done, %d marked interrupted by the last shutdown",
+             settings.workspace, len(statuses), statuses.count("done"), n_marked)
+
+
+def _open_owners(workspace: Path):
+    from twin.api.owners import Owners
+
+    try:
+        return Owners(workspace)
+    except (sqlite3.Error, OSError) as exc:
+        log.warning("cannot write %s/api.sqlite (%s): ownership is kept in memory", workspace, exc)
+        return Owners(None)
 
 
 def create_app(settings: Settings | None = None, **overrides) -> FastAPI:
@@ -91,18 +108,17 @@ def create_app(settings: Settings | None = None, **overrides) -> FastAPI:
         _open_registry(app)
         runner = None
         if app.state.registry is not None:
-            try:
-                from twin.api.runner import RunManager
-            except ModuleNotFoundError:
-                RunManager = None
-            if RunManager is not None:
-                runner = RunManager(settings, app.state.registry)
+            from twin.api.runner import RunManager
+
+            runner = RunManager(settings, app.state.registry, target=app.state.run_target)
         app.state.runner = runner
         try:
             yield
         finally:
             if runner is not None:
-                runner.shutdown()
+                import anyio
+
+                await anyio.to_thread.run_sync(runner.shutdown)
             app.state.runner = None
 
     version = _version()
@@ -119,20 +135,26 @@ def create_app(settings: Settings | None = None, **overrides) -> FastAPI:
     state.registry = None
     state.registry_error = "not opened yet (the server has not started)"
     state.runner = None
+    state.run_target = DEFAULT_TARGET     # what the pool executes; tests swap it like a dependency override
     state.interrupted_at_start = 0
     state.scene_info_cache = {}
+    state.buildings_cache = {}
+    state.compare_cache = {}
+    state.start_lock = threading.Lock()
+    state.owners = _open_owners(settings.workspace)
+    state.body_formatters = []
     state.gzip_cache = GzipCache()
     state.cesium_candidates = cesium_candidates(settings)
     state.cesium_dir = next((p for p in state.cesium_candidates if (p / "Cesium.js").is_file()), None)
     state.viewer_dir = settings.viewer_dir or _VIEWER
 
     install_error_handlers(app)
-    from twin.api.routers import health, scenes, static
+    from twin.api.routers import admin, compare, health, runs, scenarios, scenes, sensors, static
 
-    for module in (health, scenes):
+    for module in (health, scenes, scenarios, runs, compare, sensors, admin):
         app.include_router(module.router)
-    _include_optional(app)
     app.include_router(static.router)   # last: its catch-all serves the viewer's files
+    state.body_formatters.append(("/api/scenarios", scenarios.scenario_problems))
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
@@ -141,17 +163,3 @@ def create_app(settings: Settings | None = None, **overrides) -> FastAPI:
                                                                 "Location"],
                            allow_credentials="*" not in settings.cors_origins)
     return app
-
-
-def _include_optional(app: FastAPI) -> None:
-    """Routers built later in the issue; absent modules are simply not mounted yet."""
-    import importlib
-
-    for name in ("scenarios", "runs", "compare", "sensors", "admin"):
-        try:
-            module = importlib.import_module(f"twin.api.routers.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"twin.api.routers.{name}":
-                continue
-            raise
-        app.include_router(module.router)

@@ -47,6 +47,10 @@ class Principal:
     def can(self, role: Role) -> bool:
         return self.role.rank >= role.rank
 
+    @property
+    def can_admin(self) -> bool:
+        return self.role is Role.admin
+
 
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key from the server settings")
 _bearer = HTTPBearer(auto_error=False, description="a bearer token from the server settings")
@@ -86,9 +90,10 @@ def require(role: Role):
     def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
         if not principal.can(role):
             who = "anonymous callers" if principal.anonymous else f"{principal.name} ({principal.role.value})"
-            raise ApiError(403 if not principal.anonymous else 401,
-                           f"{role.value} access needed; {who} may not do this"
-                           + ("; send an API key or bearer token" if principal.anonymous else ""))
+            if principal.anonymous:
+                raise ApiError(401, f"{role.value} access needed; {who} may not do this: send an API key "
+                               "(X-API-Key) or a bearer token", headers={"WWW-Authenticate": 'Bearer realm="twin"'})
+            raise ApiError(403, f"{role.value} access needed; {who} may not do this")
         return principal
 
     check.__name__ = f"require_{role.value}"

@@ -59,7 +59,14 @@ def _json(status: int, error: str, message: str, detail: Any = None, headers=Non
 
 
 def _loc(loc) -> str:
-    return ".".join(str(p) for p in loc)
+    """``("body", "edits", 0, "depth")`` -> ``edits[0].depth``; query/path/header parameters keep their place."""
+    parts = list(loc)
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else ("." if out else "") + str(p)
+    return out or "body"
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException):
@@ -76,16 +83,29 @@ async def _http_error(request: Request, exc: StarletteHTTPException):
 
 
 async def _validation_error(request: Request, exc: RequestValidationError):
-    errors = []
-    for e in exc.errors():
-        loc = e.get("loc", ())
-        item = {"field": _loc(loc), "message": e.get("msg", ""), "type": e.get("type", "")}
-        errors.append(item)
-    if any(e["type"] == "json_invalid" for e in errors):
-        first = next(e for e in errors if e["type"] == "json_invalid")
-        return _json(422, "invalid_json", f"the request body is not valid JSON: {first['message']}", errors)
+    raw = list(exc.errors())
+    errors = [{"field": _loc(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type", "")} for e in raw]
+    bad_json = [r for r in raw if r.get("type") == "json_invalid"]
+    if bad_json:
+        r = bad_json[0]
+        why = (r.get("ctx") or {}).get("error") or r.get("msg", "")
+        pos = r.get("loc", ("body", None))[-1]
+        where = f" at character {pos}" if isinstance(pos, int) else ""
+        return _json(422, "invalid_json", f"the request body is not valid JSON: {why}{where}",
+                     [{"field": "body", "message": f"{why}{where}", "type": "json_invalid"}])
+    body_errors = [e for e, r in zip(errors, raw) if tuple(r.get("loc", ()))[:1] == ("body",)]
+    body = getattr(exc, "body", None)
+    if body_errors and isinstance(body, dict):
+        # a resource may word its body's problems better (scenarios: edits by index, no union branch names)
+        for prefix, formatter in getattr(request.app.state, "body_formatters", ()):
+            if request.url.path.startswith(prefix):
+                better = formatter(body)
+                if better:
+                    errors = [e for e in errors if e not in body_errors] + better
+                break
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-    return _json(422, "validation_error", f"invalid request: {summary}", errors)
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return _json(422, "validation_error", f"invalid request: {summary}{more}", errors)
 
 
 async def _twin_error(request: Request, exc: TwinError):

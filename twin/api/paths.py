@@ -7,7 +7,7 @@ from pathlib import Path
 
 from twin.api.errors import ApiError
 
-__all__ = ["ID_PATTERN", "check_id", "confined"]
+__all__ = ["ID_PATTERN", "confined", "safe_parts"]
 
 #: scene, scenario and run ids (DESIGN.md "Workspace, scenarios and runs")
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -15,25 +15,23 @@ _ID = re.compile(ID_PATTERN)
 _BAD_SEGMENT = re.compile(r"[\x00-\x1f\\:%]")
 
 
-def check_id(value: str, what: str) -> str:
-    if not _ID.match(value or ""):
-        raise ApiError(422, f"invalid {what} id {value!r}: use 1-64 letters, digits, '_' or '-'",
-                       error="validation_error")
-    return value
+def safe_parts(relative: str) -> list[str]:
+    """The segments of a relative request path; 400 for anything that could climb out of a folder."""
+    parts = [p for p in relative.split("/") if p not in ("", ".")]
+    if relative.startswith("/") or any(p == ".." or _BAD_SEGMENT.search(p) for p in parts):
+        raise ApiError(400, f"path {relative!r} is not allowed: it must stay inside the served folder "
+                       "(no '..', absolute paths, '%', backslashes or drive letters)", error="bad_path")
+    return parts
 
 
 def confined(root: Path, relative: str) -> Path:
     """``root / relative`` resolved, refusing anything that could leave ``root``.
 
     The ASGI path is already percent-decoded, so ``%2e%2e`` arrives here as ``..``; a doubly encoded
-    ``%252e`` arrives as ``%2e`` and is refused (no served name contains ``%``). Symlinks are followed and the target must
-    still lie inside ``root``.
+    ``%252e`` arrives as ``%2e`` and is refused (no served name contains ``%``). Symlinks are followed
+    and the target must still lie inside ``root`` (403 otherwise).
     """
-    text = relative
-    parts = [p for p in text.split("/") if p not in ("", ".")]
-    if text.startswith("/") or any(p == ".." or _BAD_SEGMENT.search(p) for p in parts):
-        raise ApiError(400, f"path {relative!r} is not allowed: it must stay inside the served folder "
-                       "(no '..', absolute paths, '%', backslashes or drive letters)", error="bad_path")
+    parts = safe_parts(relative)
     root_real = root.resolve()
     target = root_real.joinpath(*parts).resolve() if parts else root_real
     if target != root_real and not target.is_relative_to(root_real):

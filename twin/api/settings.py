@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed by CORS ('*' for any)")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="largest request body accepted (413 above)")
     max_concurrent_runs: int = Field(1, ge=1, le=64, description="runs executed at once (process pool size)")
+    max_queued_runs: int = Field(16, ge=1, le=10_000, description="runs queued or running at once (429 above)")
     cesium_dir: Path | None = Field(None, description="CesiumJS build folder (default: node_modules/cesium/Build/"
                                                       "Cesium beside the workspace or the twin checkout)")
     viewer_dir: Path | None = Field(None, description="viewer files (default: twin/api/viewer)")

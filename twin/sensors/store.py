@@ -261,6 +261,37 @@ class ReadingStore:
         with self._tx() as cur:
             cur.executemany(sql, [(b, ds, t0, t1) for b, t0, t1 in data])
 
+    def latest(self, *, property: str | None = None, include_flagged: bool = True) -> list[dict]:
+        """The newest reading of every datastream (optionally of one property) with its description.
+
+        Each item: the datastream's fields (``id``, ``name``, ``thing``, ``property``, ``unit``, ``lon``,
+        ``lat``, ...) plus ``t_start_us``, ``t_end_us``, ``value``, ``flags``; datastreams without readings
+        (or, unless ``include_flagged``, without an unflagged one) are left out.
+        """
+        cond = "" if include_flagged else " WHERE flags = 0"
+        sql = ("SELECT d.id, d.source, d.iot_id, d.name, d.property, d.unit, d.unit_source, d.thing, d.lon, d.lat, "
+               "d.hwm_us, d.last_sync_us, d.meta, o.t_start, o.t_end, o.value, o.flags "
+               "FROM datastreams d JOIN observations o ON o.ds = d.id "
+               f"JOIN (SELECT ds, MAX(t_end) AS t FROM observations{cond} GROUP BY ds) m "
+               "ON m.ds = o.ds AND m.t = o.t_end")
+        params: list = []
+        where = [] if include_flagged else ["o.flags = 0"]
+        if property is not None:
+            where.append("d.property = ?")
+            params.append(property)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY d.id, o.t_start DESC"
+        out, seen = [], set()
+        for r in self._fetch(sql, params):
+            if r[0] in seen:          # two readings ending at the same time: the later-starting one
+                continue
+            seen.add(r[0])
+            d = self._ds_row(r[:13])
+            d.update(t_start_us=int(r[13]), t_end_us=int(r[14]), value=float(r[15]), flags=int(r[16]))
+            out.append(d)
+        return out
+
     # -- analysis views ----------------------------------------------------------------------------------
     def series(self, property: str, *, start: str | None = None, end: str | None = None,
                include_flagged: bool = True):

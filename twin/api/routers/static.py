@@ -8,7 +8,7 @@ from fastapi.responses import Response
 from twin.api.deps import ViewerDep
 from twin.api.errors import ApiError, error_responses
 from twin.api.files import file_response
-from twin.api.paths import confined
+from twin.api.paths import confined, safe_parts
 
 router = APIRouter(tags=["files"])
 
@@ -18,8 +18,9 @@ _FILE_RESPONSES = {200: {"description": "the file (gzip-encoded when accepted)",
     **error_responses(400, 401, 403, 404, 416)}
 
 
-@router.api_route("/tiles/{path:path}", methods=["GET", "HEAD"], responses=_FILE_RESPONSES,
-                  response_class=Response, summary="3D Tiles and manifests under WORKSPACE/tiles")
+@router.head("/tiles/{path:path}", response_class=Response, include_in_schema=False)
+@router.get("/tiles/{path:path}", responses=_FILE_RESPONSES, response_class=Response,
+            summary="3D Tiles and manifests under WORKSPACE/tiles (also HEAD)")
 def tiles(path: str, request: Request, _: ViewerDep) -> Response:
     state = request.app.state
     root = state.settings.workspace / "tiles"
@@ -27,11 +28,13 @@ def tiles(path: str, request: Request, _: ViewerDep) -> Response:
                          gzip_cache=state.gzip_cache, gzip_min_bytes=state.settings.gzip_min_bytes)
 
 
-@router.api_route("/cesium/{path:path}", methods=["GET", "HEAD"], responses={**_FILE_RESPONSES,
-                  **error_responses(503)}, response_class=Response, summary="The CesiumJS build (served locally)")
+@router.head("/cesium/{path:path}", response_class=Response, include_in_schema=False)
+@router.get("/cesium/{path:path}", responses={**_FILE_RESPONSES, **error_responses(503)}, response_class=Response,
+            summary="The CesiumJS build, served locally (also HEAD)")
 def cesium(path: str, request: Request) -> Response:
     state = request.app.state
     root = state.cesium_dir
+    safe_parts(path)
     if root is None:
         raise ApiError(503, "CesiumJS is not installed: run `make npmdeps` (npm ci installs node_modules/cesium) or "
                        "set TWIN_CESIUM_DIR to a folder holding Cesium.js; looked in: "
