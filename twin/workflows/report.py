@@ -159,9 +159,13 @@ def _map_figures(comp, s, lang) -> list[dict]:
                 run = np.where(run > 0.03, run, np.nan)
                 both = np.concatenate([ref[np.isfinite(ref)], run[np.isfinite(run)]])
                 vmin, vmax, cmap = 0.0, max(0.1, float(np.percentile(both, 99))) if both.size else 1.0, "Blues"
+            elif name == "utci":   # the heat-stress classes of Bröde et al. (2012), not a stretched scale
+                cmap = "utci"
+                vmin, vmax = None, None
             else:
                 both = np.concatenate([ref[np.isfinite(ref)], run[np.isfinite(run)]])
-                vmin, vmax = (float(np.percentile(both, 1)), float(np.percentile(both, 99))) if both.size else (0, 1)
+                vmin, vmax = (float(np.percentile(both, 2)), float(np.percentile(both, 98))) if both.size else (0, 1)
+                vmax = max(vmax, vmin + 0.5)
                 cmap = "YlOrRd"
             fin = np.abs(diff[np.isfinite(diff)])
             dmax = float(np.percentile(fin, 99.5)) if fin.size else 0.0
@@ -172,7 +176,11 @@ def _map_figures(comp, s, lang) -> list[dict]:
             unit = "m" if name == "max_depth" else "K"
             for ax, (arr, title, cm, lo, hi) in zip(axes, panels):
                 ax.set_facecolor("#eceff3")
-                im = ax.imshow(arr, extent=extent, cmap=cm, vmin=lo, vmax=hi, interpolation="nearest")
+                if cm == "utci":
+                    ucmap, unorm = _utci_classes()
+                    im = ax.imshow(arr, extent=extent, cmap=ucmap, norm=unorm, interpolation="nearest")
+                else:
+                    im = ax.imshow(arr, extent=extent, cmap=cm, vmin=lo, vmax=hi, interpolation="nearest")
                 _outlines(ax, comp.buildings)
                 ax.set_xlim(extent[0], extent[1])
                 ax.set_ylim(extent[2], extent[3])
@@ -194,6 +202,16 @@ def _map_figures(comp, s, lang) -> list[dict]:
             figures.append({"key": f"{name}-{rid}", "uri": _png_uri(fig), "caption": caption})
             plt.close(fig)
     return figures
+
+
+def _utci_classes():
+    """Discrete colours of the UTCI heat-stress classes: below 26 (no heat stress), 26-32 moderate,
+    32-38 strong, 38-46 very strong, above 46 degC extreme (Bröde et al. 2012)."""
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    cmap = ListedColormap(["#8fd19e", "#ffe08a", "#f9a03f", "#e4572e", "#8b1e3f"])
+    cmap.set_bad("#eceff3")
+    return cmap, BoundaryNorm([0, 26, 32, 38, 46, 60], cmap.N)
 
 
 def _outlines(ax, buildings) -> None:
