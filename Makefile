@@ -46,10 +46,13 @@ $(NPMDEPS): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $(NPMDEPS)
 
-demo: $(STAMP)
-	$(VENV)/bin/twin import $(SAMPLES)/muenchen-tum/lod2/*.gml --terrain $(SAMPLES)/muenchen-tum/dgm1/*.tif \
-		--crs EPSG:25832+7837 --out $(DEMO_OUT)/scene --overwrite
-	$(VENV)/bin/twin info $(DEMO_OUT)/scene
+# The whole twin on the sample city: import, live sensors (local SensorThings server, Bern sample), baseline and
+# adaptation scenarios (heavy rain, screening, heat) with their 3D Tiles, the council report, then the viewer
+# (CesiumJS from npm) at http://127.0.0.1:$(DEMO_PORT)/. `make demo DEMO_ARGS=--no-serve` stops before serving.
+DEMO_PORT ?= 8000
+DEMO_ARGS ?=
+demo: $(STAMP) $(NPMDEPS)
+	$(VENV)/bin/twin demo $(DEMO_OUT) --port $(DEMO_PORT) $(DEMO_ARGS)
 
 # Default run: everything but the cases marked slow. Tests on ../shared/data run when it is present.
 test: $(STAMP) $(SYSDEPS) $(NPMDEPS)
