@@ -187,3 +187,12 @@ def test_shade_hours_flat_and_canyon():
     z[:, 16:] = 30
     shade, up = shade_hours(z, cell_m=1.0, date="2024-06-21", latitude=52.5, longitude=13.4, step_minutes=30)
     assert 0 < shade[10, 10] < up  # a N-S canyon floor sees the sun around noon only
+
+
+def test_full_length_scan_equals_early_exit():
+    """``early_exit=False`` (the benchmark's scene-independent setup) gives the same SVF."""
+    z = np.random.default_rng(7).uniform(0, 30, (90, 70)).astype(np.float32)
+    a = sky_view_factor(z, cell_m=1.0, directions=16, radius_m=40)
+    b = sky_view_factor(z, cell_m=1.0, directions=16, radius_m=40, early_exit=False)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(b, ref.sky_view_factor_numpy(z, cell_m=1.0, directions=16, radius_m=40), atol=1e-6)

@@ -67,7 +67,7 @@ def _sky_term(t, kind):
 
 
 @njit(cache=True)
-def _row_horizon(z, i, di, dj, nsteps_k, cell_m, z_max, reach, best):
+def _row_horizon(z, i, di, dj, nsteps_k, cell_m, z_max, reach, best, early_exit=True):
     """Horizon tangents of every cell of row ``i`` along one azimuth into ``best`` (the same scan as
     :func:`_horizon_tan`, reorganised: for a given step the sample offset ``(di[s], dj[s])`` is the
     same for every cell, so a step is one contiguous, vectorisable pass over the row)."""
@@ -79,7 +79,7 @@ def _row_horizon(z, i, di, dj, nsteps_k, cell_m, z_max, reach, best):
         if ii < 0 or ii >= ny:
             break
         d = (s - 0.5) * cell_m
-        if (s & 15) == 1:  # exact early exit: no remaining cell can raise any horizon of the row
+        if early_exit and (s & 15) == 1:  # exact early exit: no remaining cell can raise any horizon of the row
             alive = False
             for j in range(nx):
                 if reach[j] > best[j] * d:
@@ -97,7 +97,7 @@ def _row_horizon(z, i, di, dj, nsteps_k, cell_m, z_max, reach, best):
 
 
 @njit(parallel=True, cache=True)
-def sky_view_factor_kernel(z, veg_top, has_veg, cell_m, di, dj, nsteps, tau, kind, z_max, veg_max, out):
+def sky_view_factor_kernel(z, veg_top, has_veg, cell_m, di, dj, nsteps, tau, kind, z_max, veg_max, out, early_exit=True):
     """SVF of every cell (mean over the azimuths of the visible sky), written into ``out``.
 
     Parameters
@@ -121,6 +121,9 @@ def sky_view_factor_kernel(z, veg_top, has_veg, cell_m, di, dj, nsteps, tau, kin
         Maxima of ``z`` and ``veg_top`` (early ray termination).
     out : (ny, nx) float32
         SVF 0..1.
+    early_exit : bool
+        Stop a row's rays once nothing can raise a horizon (exact); False scans every ray to its full
+        length (scene-independent cost, for scaling studies).
     """
     ny, nx = z.shape
     nk = di.shape[0]
@@ -134,9 +137,9 @@ def sky_view_factor_kernel(z, veg_top, has_veg, cell_m, di, dj, nsteps, tau, kin
             reach[j] = z_max - z[i, j] if z[i, j] == z[i, j] else -1.0
             reach_v[j] = veg_max - z[i, j] if z[i, j] == z[i, j] else -1.0
         for k in range(nk):
-            _row_horizon(z, i, di[k], dj[k], nsteps[k], cell_m, z_max, reach, bb)
+            _row_horizon(z, i, di[k], dj[k], nsteps[k], cell_m, z_max, reach, bb, early_exit)
             if has_veg:
-                _row_horizon_from(veg_top, z, i, di[k], dj[k], nsteps[k], cell_m, reach_v, bv)
+                _row_horizon_from(veg_top, z, i, di[k], dj[k], nsteps[k], cell_m, reach_v, bv, early_exit)
             for j in range(nx):
                 fb = _sky_term(bb[j], kind)
                 if has_veg and bv[j] > bb[j]:
@@ -148,7 +151,7 @@ def sky_view_factor_kernel(z, veg_top, has_veg, cell_m, di, dj, nsteps, tau, kin
 
 
 @njit(cache=True)
-def _row_horizon_from(top, z, i, di, dj, nsteps_k, cell_m, reach, best):
+def _row_horizon_from(top, z, i, di, dj, nsteps_k, cell_m, reach, best, early_exit=True):
     """Like :func:`_row_horizon` for a second surface ``top`` seen from the heights ``z``."""
     ny, nx = z.shape
     for j in range(nx):
@@ -158,7 +161,7 @@ def _row_horizon_from(top, z, i, di, dj, nsteps_k, cell_m, reach, best):
         if ii < 0 or ii >= ny:
             break
         d = (s - 0.5) * cell_m
-        if (s & 15) == 1:
+        if early_exit and (s & 15) == 1:
             alive = False
             for j in range(nx):
                 if reach[j] > best[j] * d:

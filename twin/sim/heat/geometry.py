@@ -74,7 +74,7 @@ def _offsets(ux, uy, radius_m, cell_m):
 
 
 def sky_view_factor(dsm, *, cell_m: float, directions: int = 32, radius_m: float = 200.0, kind: str = "cosine",
-                    veg_top=None, transmissivity: float = DEFAULT_TRANSMISSIVITY) -> np.ndarray:
+                    veg_top=None, transmissivity: float = DEFAULT_TRANSMISSIVITY, early_exit: bool = True) -> np.ndarray:
     """Sky view factor of every cell of a DSM.
 
     Parameters
@@ -93,6 +93,9 @@ def sky_view_factor(dsm, *, cell_m: float, directions: int = 32, radius_m: float
         Absolute tree canopy top, m (NaN where no tree).
     transmissivity : float
         Canopy transmissivity (0..1).
+    early_exit : bool
+        Stop rays once nothing can raise the horizon (exact, default); False scans every ray to
+        ``radius_m`` (same result, scene-independent cost: for scaling studies).
 
     Returns
     -------
@@ -117,7 +120,7 @@ def sky_view_factor(dsm, *, cell_m: float, directions: int = 32, radius_m: float
     di, dj, nst = _offsets(ux, uy, radius_m, cell_m)
     out = np.empty(z.shape, np.float32)
     _kernels.sky_view_factor_kernel(z, v, has_veg, float(cell_m), di, dj, nst, float(transmissivity),
-                                    SVF_KINDS[kind], _zmax(z), vmax, out)
+                                    SVF_KINDS[kind], _zmax(z), vmax, out, bool(early_exit))
     return out
 
 
