@@ -140,9 +140,68 @@ def test_loo_rmse_full_classes(berlin, cls, night):
     assert r["rk"] < r["mean"] and r["rk"] < r["idw"], r
 
 
+PRIOR_NAMES = ["imperviousness_500m", "building_volume_density_1000m", "tree_canopy_500m"]
+PRIOR_SIGNS = {"summer_nights": [1, 1, 0], "heatwave_days": [1, 0, -1]}
+
+
+def fit_prior(v: np.ndarray, p: np.ndarray, signs, lam: float = 1.0) -> np.ndarray:
+    """Pooled slopes of twin.sim.heat.predictors.PRIOR_COEFFICIENTS: station anomalies from the hourly
+    station mean, averaged over the class's hours, on standardised predictors, sign-bounded ridge."""
+    from scipy.optimize import lsq_linear
+
+    v = v[np.isfinite(v).all(1)]
+    y = (v - v.mean(1, keepdims=True)).mean(0)
+    mu, sd = p.mean(0), p.std(0)
+    sd[sd == 0] = 1
+    z = (p - mu) / sd
+    a = np.vstack([z, np.sqrt(lam) * np.eye(p.shape[1])])
+    b = np.concatenate([y - y.mean(), np.zeros(p.shape[1])])
+    sg = np.asarray(signs)
+    return lsq_linear(a, b, bounds=(np.where(sg > 0, 0, -np.inf), np.where(sg < 0, 0, np.inf))).x / sd
+
+
+def prior_skill(st, ta, times, signs, ref="dahlemerfeld") -> dict:
+    """LOO RMSE of 'reference station + prior' (slopes refitted without the predicted station) and of the
+    reference station alone, over the other 14 stations."""
+    v = ta.loc[times, st.station].to_numpy(float)
+    p = st[PRIOR_NAMES].to_numpy(float)
+    r = list(st.station).index(ref)
+    e_prior, e_ref = [], []
+    for i in range(len(st)):
+        if i == r:
+            continue
+        m = np.arange(len(st)) != i
+        b = fit_prior(v[:, m], p[m], signs)
+        ok = np.isfinite(v[:, i]) & np.isfinite(v[:, r])
+        e_prior.append(v[ok, r] + (p[i] - p[r]) @ b - v[ok, i])
+        e_ref.append(v[ok, r] - v[ok, i])
+    rm = lambda e: float(np.sqrt(np.mean(np.concatenate(e) ** 2)))  # noqa: E731
+    return {"prior": rm(e_prior), "reference_alone": rm(e_ref)}
+
+
+def test_prior_coefficients_are_the_berlin_fit(berlin):
+    """The shipped night prior is this fit (provenance of twin.sim.heat.predictors.PRIOR_COEFFICIENTS)."""
+    from twin.sim.heat.predictors import PRIOR_COEFFICIENTS, PRIOR_RMSE_K
+
+    st, ta = berlin
+    tt = hour_classes(ta)["summer_nights"]
+    b = fit_prior(ta.loc[tt, st.station].to_numpy(float), st[PRIOR_NAMES].to_numpy(float), PRIOR_SIGNS["summer_nights"])
+    night = PRIOR_COEFFICIENTS["night"]
+    assert b[0] == pytest.approx(night["imperviousness_500m"][0], abs=0.005)
+    assert b[1] == pytest.approx(night["building_volume_density_500m"][0], abs=0.005)
+    assert b[2] == pytest.approx(night["tree_canopy_500m"][0], abs=0.005)
+    sk = prior_skill(st, ta, tt[::4], PRIOR_SIGNS["summer_nights"])
+    assert sk["prior"] < sk["reference_alone"]
+    assert sk["prior"] == pytest.approx(PRIOR_RMSE_K["night"], abs=0.15)  # full class in the docstring; a subsample here
+
+
 if __name__ == "__main__":
     st = station_table()
     ta = hourly(st.station)
     print(st.drop(columns=["latitude", "longitude"]).round(3).to_string())
     for cls, tt in hour_classes(ta).items():
         print(cls, evaluate(st, ta, tt, night=cls == "summer_nights"))
+        v = ta.loc[tt, st.station].to_numpy(float)
+        print("  prior slopes", dict(zip(PRIOR_NAMES, fit_prior(v, st[PRIOR_NAMES].to_numpy(float),
+                                                               PRIOR_SIGNS[cls]).round(4))),
+              prior_skill(st, ta, tt, PRIOR_SIGNS[cls]))
