@@ -17,6 +17,12 @@ Result (full classes): summer nights (552 h) RK 1.056 K vs mean 1.535 / IDW 1.39
 Heat-wave days (126 h): RK 1.010 K vs mean 0.948 / IDW 1.054 K: **target missed** (beats IDW, not the mean) (daytime differences
 between these stations do not follow sealing/volume: correlations ~ -0.1, so the sign-constrained
 trend is flat and the kriged residuals add noise). The day test is an xfail that states this.
+Tried for the day class (LOO, held-out station never used): slopes pooled over all class hours from the
+14 training stations (ridge 0.5/2/8) on every single predictor and pair of imperviousness 100/500 m,
+LCZ tree/built/water share 250/500 m and built volume: 0.948-0.985 K, never below the mean's 0.948 K
+(water share 0.948 K = the mean: its slope is 0); median/trimmed/Huber means 0.945-0.949 K, a planar
+trend 0.984 K. Daytime station anomalies correlate with no predictor (|r| <= 0.15) and IDW (1.054 K)
+shows no spatial structure to krige.
 
 Hour classes (UTC): summer nights = JJA 2019-2020 at 22, 00 and 02 h; heat-wave days = days whose
 station-mean daily maximum is >= 30 degC, at 11, 13 and 15 h. Target (issue 6): LOO RMSE of
