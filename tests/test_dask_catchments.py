@@ -35,9 +35,11 @@ def test_catchments_follow_d8_and_merge_to_the_target_size():
     g = merge_catchments(lab, target_cells=1000)
     sizes = np.bincount(g.ravel())
     assert 1 < len(sizes) < k and sizes.min() >= 1000
-    # groups are unions of whole catchments
+    # groups are unions of whole catchments, also when merging across the lowest divides
+    g2 = merge_catchments(lab, target_cells=1000, elevation=z)
+    assert np.bincount(g2.ravel()).min() >= 1000
     for c in range(k):
-        assert len(np.unique(g[lab == c])) == 1
+        assert len(np.unique(g[lab == c])) == 1 and len(np.unique(g2[lab == c])) == 1
 
 
 def test_catchment_run_matches_the_single_domain_run_within_1_cm():

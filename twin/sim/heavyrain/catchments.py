@@ -6,7 +6,8 @@ screening's D8 flow directions:
 1. Every cell is labelled by the cell where its D8 path ends (it leaves the domain there, or a pit):
    the catchments (:func:`catchment_labels`).
 2. Catchments are merged to at least ``target_cells`` (the smallest group first, into the neighbour
-   it shares the longest border with), so tasks are neither tiny nor the whole domain.
+   across its lowest divide), so tasks are neither tiny nor the whole domain and the group borders
+   that remain follow high divides.
 3. Each group runs as one task: a :class:`~twin.sim.heavyrain.model.HeavyRainModel` on the group's
    bounding box, the group plus ``buffer_cells`` active, everything else outside the domain (a wall);
    rain falls on the group's own cells only. Window edges on the domain border keep the domain's
@@ -56,33 +57,48 @@ def catchment_labels(directions) -> np.ndarray:
     return out
 
 
-def _adjacency(labels: np.ndarray) -> dict[int, dict[int, int]]:
-    """Shared border length (4-neighbour cell pairs) between labels."""
-    pairs = []
-    for a, b in ((labels[:, :-1], labels[:, 1:]), (labels[:-1, :], labels[1:, :])):
+def _adjacency(labels: np.ndarray, z: np.ndarray | None = None) -> dict[int, dict[int, list]]:
+    """Per pair of touching labels: [shared border length (4-neighbour cell pairs), saddle elevation] where the
+    saddle is the lowest ``max(z_a, z_b)`` over the border pairs (+inf without ``z``)."""
+    keys_l, sad_l = [], []
+    for sl_a, sl_b in (((slice(None), slice(None, -1)), (slice(None), slice(1, None))),
+                       ((slice(None, -1), slice(None)), (slice(1, None), slice(None)))):
+        a, b = labels[sl_a], labels[sl_b]
         m = (a != b) & (a >= 0) & (b >= 0)
         lo = np.minimum(a[m], b[m]).astype(np.int64)
         hi = np.maximum(a[m], b[m]).astype(np.int64)
-        pairs.append(lo << 32 | hi)
-    keys, counts = np.unique(np.concatenate(pairs), return_counts=True) if pairs else (np.array([]), np.array([]))
-    adj: dict[int, dict[int, int]] = {}
-    for key, cnt in zip(keys.tolist(), counts.tolist()):
+        keys_l.append(lo << 32 | hi)
+        if z is not None:
+            sad_l.append(np.fmax(z[sl_a][m], z[sl_b][m]))
+    keys = np.concatenate(keys_l)
+    sad = np.concatenate(sad_l) if z is not None else np.full(len(keys), np.inf)
+    order = np.lexsort((sad, keys))
+    keys, sad = keys[order], sad[order]
+    uk, first, counts = np.unique(keys, return_index=True, return_counts=True)
+    adj: dict[int, dict[int, list]] = {}
+    for key, cnt, sd in zip(uk.tolist(), counts.tolist(), sad[first].tolist()):
         a, b = key >> 32, key & 0xFFFFFFFF
-        adj.setdefault(a, {})[b] = cnt
-        adj.setdefault(b, {})[a] = cnt
+        adj.setdefault(a, {})[b] = [cnt, sd]
+        adj.setdefault(b, {})[a] = [cnt, sd]
     return adj
 
 
-def merge_catchments(labels: np.ndarray, *, target_cells: int) -> np.ndarray:
-    """Merge catchments (the smallest first, into the neighbour with the longest shared border) until
-    every group holds at least ``target_cells`` cells or has no neighbour left; group ids 0..g-1 (int32)."""
+def merge_catchments(labels: np.ndarray, *, target_cells: int, elevation: np.ndarray | None = None) -> np.ndarray:
+    """Merge catchments, the smallest first, until every group holds at least ``target_cells`` cells or has no
+    neighbour left; group ids 0..g-1 (int32).
+
+    A group merges into the neighbour across its lowest divide (the saddle: the lowest ``max(z_a, z_b)`` along
+    the shared border) when ``elevation`` is given, so the group borders that remain follow high divides that
+    sheet flow does not cross; without it, into the neighbour with the longest shared border.
+    """
     import heapq
 
     if target_cells < 1:
         raise TwinValueError(f"target_cells must be >= 1, got {target_cells}")
     k = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
     size = np.bincount(labels[labels >= 0], minlength=k).astype(np.int64).tolist()
-    adj = _adjacency(labels)
+    z = None if elevation is None else np.asarray(elevation, np.float64)
+    adj = _adjacency(labels, z)
     parent = list(range(k))
     heap = [(size[i], i) for i in range(k)]
     heapq.heapify(heap)
@@ -95,18 +111,20 @@ def merge_catchments(labels: np.ndarray, *, target_cells: int) -> np.ndarray:
         nb = adj.get(g, {})
         if not nb:
             continue
-        n = max(nb, key=lambda x: (nb[x], -size[x], -x))
-        # merge g into n: the smaller adjacency dict into the larger
+        n = min(nb, key=lambda x: (nb[x][1], -nb[x][0], size[x], x))
+        # merge g into n
         parent[g] = n
         size[n] += size[g]
         an = adj.setdefault(n, {})
-        for x, cnt in nb.items():
+        for x, (cnt, sd) in nb.items():
             ax = adj[x]
             del ax[g]
             if x == n:
                 continue
-            an[x] = an.get(x, 0) + cnt
-            ax[n] = ax.get(n, 0) + cnt
+            old = an.get(x, [0, np.inf])
+            merged = [old[0] + cnt, min(old[1], sd)]
+            an[x] = merged
+            ax[n] = list(merged)
         an.pop(g, None)
         adj.pop(g, None)
         heapq.heappush(heap, (size[n], n))
@@ -246,7 +264,7 @@ def run_by_catchments(elevation, *, transform, duration_s: float, rain, directio
 
         directions = flow_directions(np.asarray(elevation[:, :], np.float64), cell_size=float(transform.a))
     labels = catchment_labels(np.asarray(directions[:, :]))
-    groups = merge_catchments(labels, target_cells=int(target_cells))
+    groups = merge_catchments(labels, target_cells=int(target_cells), elevation=np.asarray(elevation[:, :], np.float64))
     t["partition"] = time.perf_counter() - t0
     src = elevation if not isinstance(elevation, np.ndarray) else dask.delayed(elevation, pure=True)
     if client is not None and isinstance(elevation, np.ndarray):
