@@ -391,6 +391,7 @@ def _scenario(sgrid, mod, preds, ta, tmrt, u, sun, shape, directions, radius_m, 
     ps = predictor_maps(sgrid, svf=svf_s, radii_m=radii)
     base = {"elevation_above_reference": "elevation"}  # the prior's centred elevation changes as the terrain does
     dp = {n: ps[base.get(n, n)] - preds[base.get(n, n)] for n in mod.predictors if base.get(n, n) in ps}
+    data["scenario_svf"] = (("y", "x"), svf_s, {"units": "1", "svf_definition": "cosine-weighted"})
     dta, info = scenario_delta(mod, dp) if dp else (np.zeros(shape), {"note": "no predictor of the model changed"})
     dta = np.broadcast_to(dta, shape)
     ta_s = ta + dta
@@ -401,6 +402,7 @@ def _scenario(sgrid, mod, preds, ta, tmrt, u, sun, shape, directions, radius_m, 
                                            "max": float(np.nanmax(dta))}} | {k: v for k, v in info.items()}
     if sun is not None and tmrt is not None:
         sl_s = sunlit_fraction(zs, cell_m=cell, sun_azimuth_deg=sun[0], sun_elevation_deg=sun[1], veg_top=vs)
+        data["scenario_shadow"] = (("y", "x"), 1.0 - sl_s, {"sun_azimuth_deg": sun[0], "sun_elevation_deg": sun[1]})
         g, d, i_dn, _ = _weather_radiation(sun[1], w)
         tmrt_s, u_s = _tmrt_utci(svf_s, sl_s, ta_s, sun, g, d, i_dn, rh_pct, wind, mrt or mean_radiant_temperature, utci)
         for name, base, new in (("tmrt", tmrt, tmrt_s), ("utci", u, u_s)):
