@@ -24,9 +24,10 @@ sewer          drainage_mm_per_h: sewer inlet capacity; set everywhere or inside
 ============== ==============================================================================
 
 Every grid that passes through here gets the two scenario fields ``roof_retention_mm`` (0 without
-green roofs) and ``drainage_mm_per_h`` (the scenario's base capacity, changed by sewer edits), both
-zero on cells with imperviousness below 0.5 at the end: the heavy-rain model drains only sealed
-cells, and roofs (sealed) drain through their downpipes.
+green roofs) and ``drainage_mm_per_h`` (the scenario's base capacity, changed by sewer edits). The
+drainage is zero on the cells whose imperviousness is below 0.5 once all edits are made: the heavy-rain
+model drains only sealed cells (a cell sealed by an edit gets the capacity, an unsealed one loses it),
+and roofs (sealed) drain through their downpipes.
 """
 
 from __future__ import annotations
@@ -217,6 +218,8 @@ def apply_edits(grid: "Grid", scenario: "Scenario", scene: "Scene | None" = None
         units.update({k: v[1] for k, v in SCENARIO_FIELDS.items()})
     report = EditReport()
     before = {k: v.copy() for k, v in g.items()}
+    if "drainage_mm_per_h" in g and "imperviousness" in g:   # as the unedited grid drains
+        before["drainage_mm_per_h"][np.nan_to_num(g["imperviousness"]) < _SEALED] = 0.0
 
     def need(fields, edit, k):
         missing = [f for f in fields if f not in g]

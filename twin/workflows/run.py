@@ -23,6 +23,7 @@ the depth snapshots, each tiled as the model produces it (:class:`twin.tiles.Sna
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -512,6 +513,24 @@ def _write_run_tiles(ws: Path, run_id: str, scene, run_dir: Path, buildings, inf
 
 
 # ============================================================================================ the run
+#: below this many cells the heavy-rain kernels run on one thread: a row-parallel sweep of a small grid
+#: costs more in thread hand-offs than it saves (and far more on a loaded machine)
+SERIAL_CELLS = 65536
+
+
+@contextlib.contextmanager
+def _threads_for(shape):
+    import numba
+
+    before = numba.get_num_threads()
+    if shape[0] * shape[1] < SERIAL_CELLS:
+        numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
 def _load_request(run_dir: Path) -> dict:
     p = run_dir / "request.json"
     return json.loads(p.read_text()) if p.is_file() else {}
@@ -635,11 +654,12 @@ def execute_run(workspace: str | os.PathLike, run_id: str, progress: Progress | 
             def on_progress(t_s, dur, info):
                 prog("heavyrain", t_s / dur, f"heavy rain: {t_s / 60:.0f} of {dur / 60:.0f} min simulated")
 
-            result = simulate(edited, duration_s=duration, rain=rain, boundary=hp.boundary,
-                              building_mode=hp.building_mode, losses=losses, drainage_mm_per_h=drainage,
-                              output_interval_s=hp.output_interval_s, depth_threshold_m=hp.depth_threshold_m,
-                              theta=hp.theta, cfl=hp.cfl, progress=on_progress, on_snapshot=on_snapshot,
-                              keep_snapshots=scenario.outputs.snapshots)
+            with _threads_for(edited.shape):
+                result = simulate(edited, duration_s=duration, rain=rain, boundary=hp.boundary,
+                                  building_mode=hp.building_mode, losses=losses, drainage_mm_per_h=drainage,
+                                  output_interval_s=hp.output_interval_s, depth_threshold_m=hp.depth_threshold_m,
+                                  theta=hp.theta, cfl=hp.cfl, progress=on_progress, on_snapshot=on_snapshot,
+                                  keep_snapshots=scenario.outputs.snapshots)
             result.write(run_dir / "heavyrain", overwrite=True)
             hr_ds = result.dataset
             water_balance = dict(result.run_info["water_balance"])
