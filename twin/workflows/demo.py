@@ -139,7 +139,8 @@ def _wait_port(port: int, proc: subprocess.Popen, timeout_s: float, log: Path) -
 def seed_bern_sensors(workspace: str | os.PathLike, *, sample: str | os.PathLike | None = None,
                       say: Callable[[str], None] = print, timeout_s: float = 90.0) -> dict:
     """The live-sensor path of the demo: a local SensorThings server seeded with the Bern sample,
-    synced into ``workspace/sensors.sqlite`` (:func:`twin.sensors.sync`), then stopped.
+    synced into ``workspace/sensors.sqlite`` (:func:`twin.sensors.sync`; the store is made anew, so
+    it holds exactly the sample), then stopped.
 
     Returns the sync report (``to_dict()``) plus ``stations`` and ``readings`` in the store.
     """
@@ -182,7 +183,8 @@ def seed_bern_sensors(workspace: str | os.PathLike, *, sample: str | os.PathLike
                                     f"{r.text[:300]}")
         n_obs = sum(len(ds["Observations"]) for th in things for ds in th["Datastreams"])
         say(f"seeded {len(things)} Bern stations with {n_obs} real observations (Smart Urban Heat Map, CC-BY)")
-        with SensorThingsClient(root, timeout_s=30.0) as client, open_store(ws / "sensors.sqlite") as store:
+        fresh = work / "sensors.sqlite"   # synced anew, then moved into place: a second demo gives the same store
+        with SensorThingsClient(root, timeout_s=30.0) as client, open_store(fresh) as store:
             report = sync(client, store, properties=["air_temperature", "relative_humidity"], since="2000-01-01T00:00:00Z")
             out = report.to_dict()
             out.pop("per_datastream", None)
@@ -202,6 +204,11 @@ def seed_bern_sensors(workspace: str | os.PathLike, *, sample: str | os.PathLike
                 proc.wait(10)
     if not out["ok"]:
         raise DemoError(f"the sensor sync did not complete: {out}")
+    for suffix in ("-wal", "-shm"):
+        (ws / f"sensors.sqlite{suffix}").unlink(missing_ok=True)
+        if (work / f"sensors.sqlite{suffix}").exists():
+            os.replace(work / f"sensors.sqlite{suffix}", ws / f"sensors.sqlite{suffix}")
+    os.replace(fresh, ws / "sensors.sqlite")
     return out
 
 

@@ -209,8 +209,7 @@ def _utci_classes():
     32-38 strong, 38-46 very strong, above 46 degC extreme (Bröde et al. 2012)."""
     from matplotlib.colors import BoundaryNorm, ListedColormap
 
-    cmap = ListedColormap(["#8fd19e", "#ffe08a", "#f9a03f", "#e4572e", "#8b1e3f"])
-    cmap.set_bad("#eceff3")
+    cmap = ListedColormap(["#8fd19e", "#ffe08a", "#f9a03f", "#e4572e", "#8b1e3f"]).with_extremes(bad="#eceff3")
     return cmap, BoundaryNorm([0, 26, 32, 38, 46, 60], cmap.N)
 
 
