@@ -105,6 +105,9 @@ class MultiPolygon(_Model):
     @field_validator("coordinates")
     @classmethod
     def _rings(cls, v):
+        for j, p in enumerate(v):
+            if not p:
+                raise ValueError(f"polygon {j} has no rings; give its outer ring (and any holes)")
         return [[_check_ring(r, f"polygon {j} ring {i}") for i, r in enumerate(p)] for j, p in enumerate(v)]
 
     @model_validator(mode="after")
