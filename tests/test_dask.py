@@ -140,3 +140,19 @@ def test_dask_client_options():
     with pytest.raises(TwinIOError, match="cannot reach"):
         with dask_client(scheduler="tcp://127.0.0.1:9", timeout_s=1.0):
             pass
+
+
+def test_tiles_one_task_per_subtree_writes_the_same_files(cluster, tmp_path):
+    from twin.tiles import write_tiles
+
+    from .test_tiles import box_city
+
+    scene = box_city(30)
+    serial = write_tiles(scene, tmp_path / "serial", max_features_per_tile=3)
+    dist = write_tiles(scene, tmp_path / "dask", max_features_per_tile=3, client=cluster)
+    assert dist.buildings.tiles == serial.buildings.tiles > 4  # several subtrees, each a task
+    a = sorted(p.relative_to(tmp_path / "serial") for p in (tmp_path / "serial").rglob("*") if p.is_file())
+    b = sorted(p.relative_to(tmp_path / "dask") for p in (tmp_path / "dask").rglob("*") if p.is_file())
+    assert a == b and any(p.suffix == ".glb" for p in a)
+    for p in a:
+        assert (tmp_path / "serial" / p).read_bytes() == (tmp_path / "dask" / p).read_bytes(), p

@@ -25,18 +25,22 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--allow-local", action="store_true",
                    help="write a scene with a local CRS un-georeferenced (default: refuse)")
     p.add_argument("--overwrite", action="store_true", help="replace TILES_DIR if it exists")
+    from twin.cli._dask import add_dask_options
+
+    add_dask_options(p, tile=False)  # one task per building tile subtree
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    from twin.cli import _dask
     from twin.workflows import tiles
 
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, _dask.client(args) as client:
         warnings.simplefilter("always")
         report = tiles(args.scene, args.out, runs=args.run, max_features_per_tile=args.max_features_per_tile,
                        quantize=not args.no_quantize, terrain_tile_cells=args.terrain_tile_cells,
                        gzip_json=args.gzip_json, overwrite=args.overwrite, vertical_datum=args.vertical_datum,
-                       allow_local=args.allow_local)
+                       allow_local=args.allow_local, client=client)
     for w in caught:
         print(f"twin tiles: warning: {w.message}", file=sys.stderr)
     b = report.buildings

@@ -169,7 +169,8 @@ def _leaves(node: _Node):
 def write_buildings(scene: Scene, out_dir: str | os.PathLike, frame: LocalFrame, *,
                     max_features_per_tile: int = 1000, quantize: bool = True,
                     extra_properties: pd.DataFrame | None = None, gzip_json: bool = False,
-                    tileset_name: str = "tileset.json", content_dir: str = "buildings") -> BuildingTilesStats:
+                    tileset_name: str = "tileset.json", content_dir: str = "buildings", client=None,
+                    subtree_level: int = 2) -> BuildingTilesStats:
     """Write every non-terrain feature of ``scene`` as a 3D Tiles 1.1 tileset under ``out_dir``.
 
     Parameters
@@ -185,6 +186,9 @@ def write_buildings(scene: Scene, out_dir: str | os.PathLike, frame: LocalFrame,
         ``KHR_mesh_quantization`` (uint16 positions, int8 normals); else float32.
     extra_properties : DataFrame, optional
         Per-building values (index gml_id) appended to the property table (simulation results).
+    client : distributed.Client, optional
+        Write the glbs with one Dask task per quadtree subtree (the nodes at ``subtree_level``, or leaves
+        above it) on this cluster; the tileset JSON is assembled here. The files are the same.
 
     Returns
     -------
@@ -242,15 +246,21 @@ def write_buildings(scene: Scene, out_dir: str | os.PathLike, frame: LocalFrame,
     lorder = np.argsort(tri_leaf, kind="stable")
     lstarts = np.searchsorted(tri_leaf[lorder], np.arange(len(leaves) + 1))
     images: dict[int, tuple[bytes, str] | None] = {}
-    for i, leaf in enumerate(leaves):
-        sel = lorder[lstarts[i]:lstarts[i + 1]]
+    for leaf in leaves:
         leaf.uri = f"{content_dir}/{leaf.level}/{leaf.x}/{leaf.y}.glb"
-        glb, lo, hi = _tile_glb(scene, used, enu, tris[sel], tri_idx[sel], tri_b[sel], props, sch, quantize, images, stats)
-        leaf.lo, leaf.hi = lo, hi
-        path = out_dir / leaf.uri
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(glb)
-        stats.content_bytes += len(glb)
+    if client is None:
+        for i, leaf in enumerate(leaves):
+            sel = lorder[lstarts[i]:lstarts[i + 1]]
+            glb, lo, hi = _tile_glb(scene, used, enu, tris[sel], tri_idx[sel], tri_b[sel], props, sch, quantize, images,
+                                    stats)
+            leaf.lo, leaf.hi = lo, hi
+            path = out_dir / leaf.uri
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(glb)
+            stats.content_bytes += len(glb)
+    else:
+        _write_subtrees(client, tree, leaves, scene, used, enu, tris, tri_idx, tri_b, lorder, lstarts, props, sch,
+                        quantize, out_dir, stats, int(subtree_level))
     stats.tiles = len(leaves)
     root = _tile_json(tree)
     if frame.georeferenced:
@@ -260,6 +270,61 @@ def write_buildings(scene: Scene, out_dir: str | os.PathLike, frame: LocalFrame,
     ts["statistics"] = {"classes": {CLASS_ID: {"count": stats.features}}}
     stats.tileset_bytes = write_json(out_dir / tileset_name, ts, gzip_sibling=gzip_json)
     return stats
+
+
+def _subtree_leaf_groups(tree: _Node, leaves: list[_Node], level: int) -> list[list[int]]:
+    """Leaf indices grouped by their subtree: the nodes at ``level`` (and leaves above it) are the subtrees."""
+    pos = {id(leaf): i for i, leaf in enumerate(leaves)}
+    groups: list[list[int]] = []
+
+    def walk(node: _Node) -> None:
+        if node.level >= level or node.items is not None:
+            groups.append([pos[id(leaf)] for leaf in _leaves(node)])
+            return
+        for c in node.children:
+            walk(c)
+
+    walk(tree)
+    return groups
+
+
+def _write_leaf_group(scene, used, enu, parts, props, sch, quantize, out_dir) -> tuple[list, BuildingTilesStats]:
+    """One Dask task: the glbs of one subtree's leaves. ``parts``: (leaf index, uri, tris, tri_idx, tri_b)."""
+    stats = BuildingTilesStats()
+    images: dict = {}
+    done = []
+    for i, uri, tr, ti, tb in parts:
+        glb, lo, hi = _tile_glb(scene, used, enu, tr, ti, tb, props, sch, quantize, images, stats)
+        path = Path(out_dir) / uri
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(glb)
+        stats.content_bytes += len(glb)
+        done.append((i, lo, hi))
+    return done, stats
+
+
+def _write_subtrees(client, tree, leaves, scene, used, enu, tris, tri_idx, tri_b, lorder, lstarts, props, sch,
+                    quantize, out_dir, stats, level) -> None:
+    """The leaf loop of :func:`write_buildings` as one task per subtree on a Dask cluster."""
+    [scene_f, enu_f, used_f] = client.scatter([scene, enu, used], broadcast=False)
+    futures = []
+    for group in _subtree_leaf_groups(tree, leaves, level):
+        parts = []
+        for i in group:
+            sel = lorder[lstarts[i]:lstarts[i + 1]]
+            parts.append((i, leaves[i].uri, tris[sel], tri_idx[sel], tri_b[sel]))
+        futures.append(client.submit(_write_leaf_group, scene_f, used_f, enu_f, parts, props, sch, quantize,
+                                     str(out_dir), pure=False))
+    seen_textures: set = set()
+    for done, st in client.gather(futures):
+        for i, lo, hi in done:
+            leaves[i].lo, leaves[i].hi = lo, hi
+        stats.content_bytes += st.content_bytes
+        stats.textures += st.textures  # an image used by several subtrees is embedded (and counted) in each
+        for t in st.skipped_textures:
+            if t not in seen_textures:
+                seen_textures.add(t)
+                stats.skipped_textures.append(t)
 
 
 def _diag(node: _Node) -> float:

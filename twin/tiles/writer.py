@@ -70,7 +70,7 @@ def _building_bboxes(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
 def write_tiles(scene: Scene, out: str | os.PathLike, *, runs: Sequence[str | os.PathLike | RunResults] = (),
                 max_features_per_tile: int = 1000, quantize: bool = True, terrain_tile_cells: int = 128,
                 gzip_json: bool = False, overwrite: bool = False, vertical_datum: str | None = None,
-                allow_local: bool = False, styles: Mapping[str, dict] | None = None) -> TilesReport:
+                allow_local: bool = False, styles: Mapping[str, dict] | None = None, client=None) -> TilesReport:
     """Write a scene and its simulation runs as 3D Tiles 1.1 under ``out``.
 
     Parameters
@@ -93,6 +93,8 @@ def write_tiles(scene: Scene, out: str | os.PathLike, *, runs: Sequence[str | os
         See :func:`twin.tiles.frame.local_frame`.
     styles : mapping, optional
         Colour map per field name (``colormap``, ``vmin``, ``vmax``, ``transparent_below``).
+    client : distributed.Client, optional
+        Write the building glbs with one Dask task per quadtree subtree (:func:`twin.cluster.dask_client`).
 
     Returns
     -------
@@ -131,7 +133,7 @@ def write_tiles(scene: Scene, out: str | os.PathLike, *, runs: Sequence[str | os
         extra.attrs["descriptions"] = {k: v for p in parts for k, v in p.attrs.get("descriptions", {}).items()}
     t = time.perf_counter()
     bstats = write_buildings(scene, tmp, frame, max_features_per_tile=max_features_per_tile, quantize=quantize,
-                             extra_properties=extra, gzip_json=gzip_json)
+                             extra_properties=extra, gzip_json=gzip_json, client=client)
     seconds["buildings"] = time.perf_counter() - t
     layers: list[dict] = [{"id": "buildings", "kind": "buildings", "tileset": "tileset.json",
                            "features": bstats.features, "properties": bstats.properties}]

@@ -75,7 +75,7 @@ def scene_info(scene: Scene) -> dict:
 def tiles(scene_dir: str | os.PathLike, out: str | os.PathLike, *, runs: Sequence[str | os.PathLike] = (),
           max_features_per_tile: int = 1000, quantize: bool = True, terrain_tile_cells: int = 128,
           gzip_json: bool = False, overwrite: bool = False, vertical_datum: str | None = None,
-          allow_local: bool = False, styles: Mapping[str, dict] | None = None):
+          allow_local: bool = False, styles: Mapping[str, dict] | None = None, client=None):
     """Load a scene folder and write its 3D Tiles (+ run layers) under ``out``.
 
     The output folder is checked before anything is loaded. See :func:`twin.tiles.write_tiles`.
@@ -91,4 +91,4 @@ def tiles(scene_dir: str | os.PathLike, out: str | os.PathLike, *, runs: Sequenc
     scene = Scene.load(scene_dir)
     return write_tiles(scene, out, runs=runs, max_features_per_tile=max_features_per_tile, quantize=quantize,
                        terrain_tile_cells=terrain_tile_cells, gzip_json=gzip_json, overwrite=overwrite,
-                       vertical_datum=vertical_datum, allow_local=allow_local, styles=styles)
+                       vertical_datum=vertical_datum, allow_local=allow_local, styles=styles, client=client)
