@@ -106,3 +106,12 @@ def test_bad_query_parameters(client):
     _is_error(client.get("/api/compare?runs=a"), 422)
     _is_error(client.get("/api/compare?runs=../x,b"), 422)
     _is_error(client.get("/api/compare"), 422)
+
+
+def test_multipolygon_with_an_empty_polygon_is_422_not_500(client):
+    """Found by the schemathesis fuzz: an empty polygon inside a MultiPolygon crashed the validator."""
+    area = {"type": "MultiPolygon", "coordinates": [[]]}
+    doc = scenario_doc("Leer", edits=[{"type": "unseal", "area": area}])
+    r = client.post("/api/scenarios", json=doc, headers=auth("planner"))
+    body = _is_error(r, 422, "validation_error")
+    assert "no rings" in body["message"]

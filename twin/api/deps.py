@@ -22,14 +22,14 @@ __all__ = ["AdminDep", "PlannerDep", "Principal", "RegistryDep", "SettingsDep", 
            "get_principal", "get_registry", "get_settings", "require", "sensor_store"]
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_workspace(settings: SettingsDep) -> Path:
+async def get_workspace(settings: SettingsDep) -> Path:
     return settings.workspace
 
 
@@ -65,7 +65,7 @@ def _find(creds: list[Credential], secret: str) -> Credential | None:
     return found
 
 
-def get_principal(settings: SettingsDep, api_key: Annotated[str | None, Security(_api_key)] = None,
+async def get_principal(settings: SettingsDep, api_key: Annotated[str | None, Security(_api_key)] = None,
                   bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None) -> Principal:
     challenge = {"WWW-Authenticate": 'Bearer realm="twin"'}
     if api_key:
@@ -87,7 +87,7 @@ def get_principal(settings: SettingsDep, api_key: Annotated[str | None, Security
 def require(role: Role):
     """A dependency that lets through callers holding ``role`` or a higher one."""
 
-    def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
         if not principal.can(role):
             who = "anonymous callers" if principal.anonymous else f"{principal.name} ({principal.role.value})"
             if principal.anonymous:
@@ -100,12 +100,14 @@ def require(role: Role):
     return check
 
 
+# (the dependencies above do no I/O, so they are coroutines: FastAPI would run plain functions in a
+# worker thread, a hop that costs more than the check itself)
 ViewerDep = Annotated[Principal, Depends(require(Role.viewer))]
 PlannerDep = Annotated[Principal, Depends(require(Role.planner))]
 AdminDep = Annotated[Principal, Depends(require(Role.admin))]
 
 
-def get_registry(request: Request):
+async def get_registry(request: Request):
     """The workspace's run registry (``twin.workflows.registry.RunRegistry``), opened at start-up."""
     registry = getattr(request.app.state, "registry", None)
     if registry is None:

@@ -16,6 +16,7 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
@@ -137,8 +138,8 @@ def _read(path: Path, start: int = 0, length: int | None = None) -> bytes:
         return f.read() if length is None else f.read(length)
 
 
-def file_response(request: Request, path: Path, *, cache_control: str, gzip_cache: GzipCache | None = None,
-                  gzip_min_bytes: int = 1024) -> Response:
+async def file_response(request: Request, path: Path, *, cache_control: str, gzip_cache: GzipCache | None = None,
+                        gzip_min_bytes: int = 1024) -> Response:
     """The response for a GET/HEAD of ``path`` (already confined to its folder)."""
     try:
         st = path.stat()
@@ -165,7 +166,10 @@ def file_response(request: Request, path: Path, *, cache_control: str, gzip_cach
         return Response(status_code=304, headers=headers)
 
     if use_gzip:
-        body = _gzip_body(path, st, etag, gzip_cache)
+        key = (str(path), etag)
+        body = gzip_cache.get(key) if gzip_cache is not None else None
+        if body is None:        # compress once, off the event loop; later requests hit the cache
+            body = await anyio.to_thread.run_sync(_gzip_body, path, st, etag, gzip_cache)
         headers.update({"Content-Encoding": "gzip", "Content-Length": str(len(body))})
         return Response(b"" if head else body, media_type=mtype, headers=headers)
 
@@ -174,18 +178,22 @@ def file_response(request: Request, path: Path, *, cache_control: str, gzip_cach
         start, end = span
         length = end - start + 1
         headers.update({"Content-Range": f"bytes {start}-{end}/{size}", "Content-Length": str(length)})
-        body = b"" if head else _read(path, start, length)
+        if head:
+            body = b""
+        elif length <= _INLINE_MAX:
+            body = _read(path, start, length)
+        else:
+            body = await anyio.to_thread.run_sync(_read, path, start, length)
         return Response(body, status_code=206, media_type=mtype, headers=headers)
     if head or size <= _INLINE_MAX:
         headers["Content-Length"] = str(size)
         return Response(b"" if head else _read(path), media_type=mtype, headers=headers)
+    # larger files stream in chunks from a worker thread
     return FileResponse(path, media_type=mtype, headers=headers, stat_result=st)
 
 
 def _gzip_body(path: Path, st: os.stat_result, etag: str, cache: GzipCache | None) -> bytes:
     key = (str(path), etag)
-    if cache is not None and (hit := cache.get(key)) is not None:
-        return hit
     sibling = path.with_name(path.name + ".gz")
     try:
         gst = sibling.stat()

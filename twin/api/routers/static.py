@@ -1,4 +1,7 @@
-"""Files: the viewer at ``/``, CesiumJS under ``/cesium/``, the workspace's 3D Tiles under ``/tiles/``."""
+"""Files: the viewer at ``/``, CesiumJS under ``/cesium/``, the workspace's 3D Tiles under ``/tiles/``.
+
+The handlers are coroutines: :func:`twin.api.files.file_response` reads small files inline (page
+cache, microseconds) and streams large ones from a thread, so no request pays for a thread hop."""
 
 from __future__ import annotations
 
@@ -21,17 +24,17 @@ _FILE_RESPONSES = {200: {"description": "the file (gzip-encoded when accepted)",
 @router.head("/tiles/{path:path}", response_class=Response, include_in_schema=False)
 @router.get("/tiles/{path:path}", responses=_FILE_RESPONSES, response_class=Response,
             summary="3D Tiles and manifests under WORKSPACE/tiles (also HEAD)")
-def tiles(path: str, request: Request, _: ViewerDep) -> Response:
+async def tiles(path: str, request: Request, _: ViewerDep) -> Response:
     state = request.app.state
     root = state.settings.workspace / "tiles"
-    return file_response(request, confined(root, path), cache_control=state.settings.tile_cache_control,
+    return await file_response(request, confined(root, path), cache_control=state.settings.tile_cache_control,
                          gzip_cache=state.gzip_cache, gzip_min_bytes=state.settings.gzip_min_bytes)
 
 
 @router.head("/cesium/{path:path}", response_class=Response, include_in_schema=False)
 @router.get("/cesium/{path:path}", responses={**_FILE_RESPONSES, **error_responses(503)}, response_class=Response,
             summary="The CesiumJS build, served locally (also HEAD)")
-def cesium(path: str, request: Request) -> Response:
+async def cesium(path: str, request: Request) -> Response:
     state = request.app.state
     root = state.cesium_dir
     safe_parts(path)
@@ -39,17 +42,17 @@ def cesium(path: str, request: Request) -> Response:
         raise ApiError(503, "CesiumJS is not installed: run `make npmdeps` (npm ci installs node_modules/cesium) or "
                        "set TWIN_CESIUM_DIR to a folder holding Cesium.js; looked in: "
                        + ", ".join(str(p) for p in state.cesium_candidates), error="cesium_missing")
-    return file_response(request, confined(root, path), cache_control="public, max-age=86400",
+    return await file_response(request, confined(root, path), cache_control="public, max-age=86400",
                          gzip_cache=state.gzip_cache, gzip_min_bytes=state.settings.gzip_min_bytes)
 
 
 @router.api_route("/", methods=["GET", "HEAD"], response_class=Response, include_in_schema=False)
-def index(request: Request) -> Response:
-    return viewer_file("index.html", request)
+async def index(request: Request) -> Response:
+    return await viewer_file("index.html", request)
 
 
 @router.api_route("/{path:path}", methods=["GET", "HEAD"], response_class=Response, include_in_schema=False)
-def viewer_file(path: str, request: Request) -> Response:
+async def viewer_file(path: str, request: Request) -> Response:
     """The viewer's own files (twin/api/viewer), at the root so the page's relative URLs work."""
     state = request.app.state
     if path.startswith(("api/", "tiles/", "cesium/")) or path in ("api", "tiles", "cesium"):
@@ -58,5 +61,5 @@ def viewer_file(path: str, request: Request) -> Response:
     if root is None or not (root / "index.html").is_file():
         raise ApiError(503, f"the viewer page is missing (no index.html in {root}); reinstall twin",
                        error="viewer_missing")
-    return file_response(request, confined(root, path), cache_control="no-cache", gzip_cache=state.gzip_cache,
+    return await file_response(request, confined(root, path), cache_control="no-cache", gzip_cache=state.gzip_cache,
                          gzip_min_bytes=state.settings.gzip_min_bytes)
