@@ -151,9 +151,10 @@ def create_app(settings: Settings | None = None, **overrides) -> FastAPI:
     install_error_handlers(app)
     from twin.api.routers import admin, compare, health, runs, scenarios, scenes, sensors, static
 
+    app.include_router(static.router)          # first: tiles are most of the requests
     for module in (health, scenes, scenarios, runs, compare, sensors, admin):
         app.include_router(module.router)
-    app.include_router(static.router)   # last: its catch-all serves the viewer's files
+    app.include_router(static.viewer_router)   # last: its catch-all serves the viewer's files
     state.body_formatters.append(("/api/scenarios", scenarios.scenario_problems))
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -14,6 +14,8 @@ from twin.api.files import file_response
 from twin.api.paths import confined, safe_parts
 
 router = APIRouter(tags=["files"])
+#: the viewer's catch-all, mounted after every other route
+viewer_router = APIRouter(tags=["files"])
 
 _FILE_RESPONSES = {200: {"description": "the file (gzip-encoded when accepted)", "content": {
     "application/octet-stream": {}}}, 206: {"description": "the requested byte range"},
@@ -46,12 +48,12 @@ async def cesium(path: str, request: Request) -> Response:
                          gzip_cache=state.gzip_cache, gzip_min_bytes=state.settings.gzip_min_bytes)
 
 
-@router.api_route("/", methods=["GET", "HEAD"], response_class=Response, include_in_schema=False)
+@viewer_router.api_route("/", methods=["GET", "HEAD"], response_class=Response, include_in_schema=False)
 async def index(request: Request) -> Response:
     return await viewer_file("index.html", request)
 
 
-@router.api_route("/{path:path}", methods=["GET", "HEAD"], response_class=Response, include_in_schema=False)
+@viewer_router.api_route("/{path:path}", methods=["GET", "HEAD"], response_class=Response, include_in_schema=False)
 async def viewer_file(path: str, request: Request) -> Response:
     """The viewer's own files (twin/api/viewer), at the root so the page's relative URLs work."""
     state = request.app.state
