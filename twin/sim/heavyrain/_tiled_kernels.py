@@ -185,6 +185,8 @@ def tile_fill(z, halo, row0, col0, nrows, ncols, out, label):
                 eb[ne] = b
                 ew[ne] = max(zc, zn)
                 ne += 1
+    of = out.ravel()  # flat views (out and label are C-contiguous)
+    lf = label.ravel()
     while True:
         if ph < pt:
             i = pit[ph]
@@ -195,8 +197,8 @@ def tile_fill(z, halo, row0, col0, nrows, ncols, out, label):
             break
         r = i // tw
         c = i - r * tw
-        zc = out[r, c]
-        a = label[r, c]
+        zc = of[i]
+        a = lf[i]
         for k in range(8):
             rr = r + _DR[k]
             cc = c + _DC[k]
@@ -204,7 +206,7 @@ def tile_fill(z, halo, row0, col0, nrows, ncols, out, label):
                 continue
             j = rr * tw + cc
             if closed[j]:
-                b = label[rr, cc]
+                b = lf[j]
                 if b != a and b != NO_LABEL:
                     if ne == len(ea):
                         ea = _grow(ea, ne + 1)
@@ -212,17 +214,17 @@ def tile_fill(z, halo, row0, col0, nrows, ncols, out, label):
                         ew = _grow(ew, ne + 1)
                     ea[ne] = a
                     eb[ne] = b
-                    ew[ne] = max(zc, out[rr, cc])
+                    ew[ne] = max(zc, of[j])
                     ne += 1
                 continue
             closed[j] = 1
-            label[rr, cc] = a
-            if out[rr, cc] <= zc:
-                out[rr, cc] = zc
+            lf[j] = a
+            if of[j] <= zc:
+                of[j] = zc
                 pit[pt] = j
                 pt += 1
             else:
-                hs = _push(keys, vals, hs, out[rr, cc], j)
+                hs = _push(keys, vals, hs, of[j], j)
     return ea[:ne].copy(), eb[:ne].copy(), ew[:ne].copy()
 
 
