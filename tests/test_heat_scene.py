@@ -209,3 +209,23 @@ def test_edits_need_a_known_type(grid):
     with pytest.raises(TwinValueError, match="type 'lawn'"):
         apply_heat_edits(grid, [{"type": "Feature", "properties": {"type": "lawn"},
                                  "geometry": {"type": "Point", "coordinates": [0, 0]}}])
+
+
+def test_solweig_scheme_with_trees(grid, tmp_path):
+    """The fuller Tmrt scheme runs on a grid with trees (walls vs crowns from the building-only SVF)."""
+    from twin.sim.heat.edits import apply_heat_edits
+    from twin.sim.heat.model import run_heat
+
+    w, s, e, n = grid.bounds
+    trees, _ = apply_heat_edits(grid, [{"type": "Feature", "properties": {"type": "trees", "height_m": 14},
+                                        "geometry": {"type": "Polygon", "coordinates": [[[w + 20, s + 20], [w + 120, s + 20],
+                                                                                         [w + 120, s + 80], [w + 20, s + 80],
+                                                                                         [w + 20, s + 20]]]}}])
+    weather = {"time": HOT_NOON, "ta_ref_c": 31.0}
+    runs = {sch: run_heat(grid=trees, out_dir=tmp_path / sch, weather=weather, directions=8, radius_m=60, tmrt_scheme=sch)
+            for sch in ("lite", "solweig")}
+    assert runs["solweig"]["tmrt_scheme"] == "solweig"
+    t = {sch: tags(tmp_path / sch / "tmrt.tif")[1] for sch in runs}
+    for sch, tm in t.items():
+        assert np.isfinite(tm).all() and 25 < np.nanmin(tm) and np.nanmax(tm) < 80, sch
+    assert abs(float(np.nanmedian(t["solweig"] - t["lite"]))) < 8  # two schemes, same physics within a few K

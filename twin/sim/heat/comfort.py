@@ -19,11 +19,13 @@ azimuth ``phi_s``) and the forcing (global ``G``, diffuse ``D``, direct normal `
 - longwave: sky ``eps_sky sigma Ta^4`` with the clear-sky emissivity of Prata (1996, QJRMS 122:1127),
   as Jonsson et al. (2006, Atmos. Res. 79:199) found best for Gothenburg, and clouds from the clearness
   index ``CI = G / G_clear`` (Crawford & Duchon 1999, ``eps = CI eps_clear + 1 - CI``); walls at
-  ``Ta + w_d dT_wall`` and ground at ``Ta + f dT_ground`` (emissivities 0.90 / 0.95), the surface
+  ``Ta + w_d dT_wall``, tree crowns (the sky hidden by trees, not by buildings) at Ta, and ground at
+  ``Ta + f dT_ground`` (emissivities 0.90 / 0.95), the surface
   temperature excess of sunlit surfaces following Lindberg et al. (2008)'s daily wave
   (:func:`surface_temperature_excess`: amplitude ``0.37 alpha_max - 3.41`` K, a sine from sunrise to
-  its maximum at 15 h local solar time, times CI); ``L_down = Psi L_sky + (1 - Psi) mean_d L_wall_d``,
-  ``L_up = eps_g sigma Tg^4 + (1 - eps_g) L_down``, ``L_d = (Psi L_sky + (1 - Psi) L_wall_d) / 2 + L_up / 2``;
+  its maximum at 15 h local solar time, times CI); ``L_down = Psi L_sky + F_wall mean_d L_wall_d +
+  F_veg L_veg`` (``F_wall = 1 - Psi_buildings``, ``F_veg = Psi_buildings - Psi``; walls only reflect),
+  ``L_up = eps_g sigma Tg^4 + (1 - eps_g) L_down``, ``L_d = (Psi L_sky + F_wall L_wall_d + F_veg L_veg) / 2 + L_up / 2``;
 - ``S_str = a_k (0.06 (K_down + K_up) + 0.22 sum_d K_d) + eps_p (0.06 (L_down + L_up) + 0.22 sum_d L_d)``,
   ``Tmrt = (S_str / (eps_p sigma))^(1/4) - 273.15`` (a_k 0.70, eps_p 0.97; standing person, ISO 7726).
 
@@ -121,15 +123,16 @@ def mean_radiant_temperature(svf, sunlit, *, ta_c: float, rh_pct: float, global_
     """Tmrt (degC) of a standing person per cell.
 
     ``scheme``: ``"lite"`` (default; Gothenburg Tmrt RMSE 3.81 K over 73 h) or ``"solweig"`` (the fuller
-    six-direction budget with the surface temperature wave; 5.28 K there): see the module docstring.
+    six-direction budget with the surface temperature wave; 4.18 K there): see the module docstring.
     Keywords of the schemes: ``albedo_ground``, ``albedo_wall``, ``emis_ground``, ``emis_wall``,
     ``emis_sky``, ``absorb_k``, ``emis_person``, ``ground_heating_k_per_w``; ``"solweig"`` also
-    ``sun_azimuth_deg``, ``ground_dt_k``, ``wall_dt_k`` (ignored by ``"lite"``) and ``return_fluxes``.
+    ``sun_azimuth_deg``, ``ground_dt_k``, ``wall_dt_k``, ``svf_buildings`` (ignored by ``"lite"``) and
+    ``return_fluxes``.
     """
     from twin.errors import TwinValueError
 
     if scheme == "lite":
-        for k in ("sun_azimuth_deg", "ground_dt_k", "wall_dt_k"):
+        for k in ("sun_azimuth_deg", "ground_dt_k", "wall_dt_k", "svf_buildings"):
             kw.pop(k, None)
         return _tmrt_lite(svf, sunlit, ta_c=ta_c, rh_pct=rh_pct, global_w_m2=global_w_m2, diffuse_w_m2=diffuse_w_m2,
                           direct_normal_w_m2=direct_normal_w_m2, sun_elevation_deg=sun_elevation_deg, **kw)
@@ -180,13 +183,18 @@ def _tmrt_solweig(svf, sunlit, *, ta_c: float, rh_pct: float, global_w_m2: float
                   albedo_ground: float = 0.15, albedo_wall: float = 0.20, emis_ground: float = 0.95,
                   emis_wall: float = 0.90, emis_sky: float | None = None, absorb_k: float = 0.70,
                   emis_person: float = 0.97, ground_dt_k: float | None = None, wall_dt_k: float | None = None,
-                  ground_heating_k_per_w: float = 0.025, return_fluxes: bool = False) -> np.ndarray:
+                  ground_heating_k_per_w: float = 0.025, svf_buildings=None, return_fluxes: bool = False) -> np.ndarray:
     """The ``"solweig"`` scheme (see the module docstring).
 
     ``ground_dt_k`` / ``wall_dt_k``: temperature excess of sunlit ground / walls over the air, K
-    (:func:`surface_temperature_excess`); ``return_fluxes`` adds a dict of the six-direction fluxes.
+    (:func:`surface_temperature_excess`); ``svf_buildings``: the SVF without trees, which splits the
+    obstructed sky into walls (``1 - svf_buildings``: reflect, warm in the sun) and tree crowns
+    (``svf_buildings - svf``: at air temperature, as in Lindberg et al. 2008); without it every
+    obstruction is a wall. ``return_fluxes`` adds a dict of the six-direction fluxes.
     """
     svf = np.asarray(svf, np.float64)
+    f_wall = 1.0 - (svf if svf_buildings is None else np.maximum(np.asarray(svf_buildings, np.float64), svf))
+    f_veg = 1.0 - svf - f_wall
     f = np.asarray(sunlit, np.float64)
     alpha = math.radians(max(sun_elevation_deg, 0.0))
     sa, ca = math.sin(alpha), math.cos(alpha)
@@ -202,7 +210,7 @@ def _tmrt_solweig(svf, sunlit, *, ta_c: float, rh_pct: float, global_w_m2: float
     else:
         cos_d = [math.cos(math.radians(sun_azimuth_deg - p)) for p in _SIDES_DEG]
     beam_h = f * i_dir * sa
-    wall_refl = albedo_wall * (1.0 - svf) * 0.5 * (g + d)
+    wall_refl = albedo_wall * f_wall * 0.5 * (g + d)
     k_down = beam_h + d * svf + wall_refl
     k_up = albedo_ground * k_down
     l_sky = emis_sky * SIGMA * ta_k ** 4
@@ -214,13 +222,14 @@ def _tmrt_solweig(svf, sunlit, *, ta_c: float, rh_pct: float, global_w_m2: float
     for c in cos_d:
         lit = 0.5 if c is None else 0.5 * (1.0 - c)
         direct = f * i_dir * ca * (1.0 / math.pi if c is None else max(0.0, c))
-        k_sides.append(direct + 0.5 * d * svf + 0.5 * albedo_wall * (1.0 - svf) * (d + lit * i_dir * ca) + 0.5 * k_up)
+        k_sides.append(direct + 0.5 * d * svf + 0.5 * albedo_wall * f_wall * (d + lit * i_dir * ca) + 0.5 * k_up)
         tw = ta_k + (0.0 if wall_dt_k is None else lit * wall_dt_k)
         l_walls.append(emis_wall * SIGMA * tw ** 4 + (1.0 - emis_wall) * l_sky)
+    l_veg = emis_wall * SIGMA * ta_k ** 4 + (1.0 - emis_wall) * l_sky  # crowns at air temperature
     l_wall_mean = sum(l_walls) / 4.0
-    l_down = svf * l_sky + (1.0 - svf) * l_wall_mean
+    l_down = svf * l_sky + f_wall * l_wall_mean + f_veg * l_veg
     l_up = emis_ground * SIGMA * tg ** 4 + (1.0 - emis_ground) * l_down
-    l_sides = [0.5 * (svf * l_sky + (1.0 - svf) * lw) + 0.5 * l_up for lw in l_walls]
+    l_sides = [0.5 * (svf * l_sky + f_wall * lw + f_veg * l_veg) + 0.5 * l_up for lw in l_walls]
     s_str = absorb_k * (0.06 * (k_down + k_up) + 0.22 * sum(k_sides)) + \
         emis_person * (0.06 * (l_down + l_up) + 0.22 * sum(l_sides))
     tmrt = (s_str / (emis_person * SIGMA)) ** 0.25 - 273.15

@@ -280,7 +280,10 @@ def run_heat(dsm=None, *, transform=None, crs_epsg: int | None = None, out_dir, 
         if sun is not None:
             g, d, i_dn, src = _weather_radiation(sun[1], w)
             run["radiation"] = {"global_w_m2": g, "diffuse_w_m2": d, "direct_normal_w_m2": i_dn, "source": src}
-            mrt = _mrt_for(tmrt_scheme, time_utc, lonlat, g, sun[1], mean_radiant_temperature)
+            svf_b = None
+            if tmrt_scheme == "solweig" and veg_top is not None:  # walls vs tree crowns (see comfort)
+                svf_b = sky_view_factor(z, cell_m=cell, directions=directions, radius_m=radius_m)
+            mrt = _mrt_for(tmrt_scheme, time_utc, lonlat, g, sun[1], mean_radiant_temperature, svf_b)
             run["tmrt_scheme"] = tmrt_scheme
             tmrt, u = _tmrt_utci(svf, sl, ta, sun, g, d, i_dn, rh_pct, wind_m_per_s, mrt, utci)
             write("tmrt.tif", tmrt, "mean radiant temperature degC", **flag)
@@ -312,8 +315,9 @@ def run_heat(dsm=None, *, transform=None, crs_epsg: int | None = None, out_dir, 
     return run
 
 
-def _mrt_for(scheme, time_utc, lonlat, g, sun_el, mrt):
-    """The Tmrt function of a scheme with its time-dependent inputs bound (surface temperature wave)."""
+def _mrt_for(scheme, time_utc, lonlat, g, sun_el, mrt, svf_buildings=None):
+    """The Tmrt function of a scheme with its time-dependent inputs bound (surface temperature wave; the
+    building-only SVF, which a scenario reuses: heat edits change trees and land cover, not buildings)."""
     from functools import partial
 
     from twin.sim.heat.comfort import clearness_index, surface_temperature_excess
@@ -322,7 +326,7 @@ def _mrt_for(scheme, time_utc, lonlat, g, sun_el, mrt):
         return partial(mrt, scheme=scheme)
     ci = clearness_index(g, sun_el)
     dt = surface_temperature_excess(time_utc, lonlat[1], lonlat[0], clearness=1.0 if ci is None else ci)
-    return partial(mrt, scheme=scheme, ground_dt_k=dt, wall_dt_k=dt)
+    return partial(mrt, scheme=scheme, ground_dt_k=dt, wall_dt_k=dt, svf_buildings=svf_buildings)
 
 
 def _tmrt_utci(svf, sunlit, ta, sun, g, d, i_dn, rh_pct, wind, mrt, utci_fn):
