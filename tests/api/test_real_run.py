@@ -36,6 +36,9 @@ def test_real_run_with_progress_snapshots_and_buildings(workspace, monkeypatch):
         assert any(0 < d["progress"] < 1 and d["status"] == "running" for d in progress)
         snaps = [d for n, d in ev if n == "snapshot"]
         assert len(snaps) >= 2, names
+        # snapshots arrive while the model runs (tiled as they are produced), not only at the end
+        first_snap = names.index("snapshot")
+        assert any(n == "progress" and d["status"] == "running" for n, d in ev[first_snap:]), names
         for s in snaps:                       # every announced layer is there to fetch
             for layer in s["layers"]:
                 assert c.get(layer["url"]).status_code == 200, layer

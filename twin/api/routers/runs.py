@@ -139,12 +139,7 @@ def list_runs(request: Request, workspace: WorkspaceDep, registry: RegistryDep, 
               limit: Annotated[int, Query(ge=1, le=1000)] = 100,
               offset: Annotated[int, Query(ge=0)] = 0) -> RunList:
     owners = _owners(request).many("run")
-    recs = [record_dict(r) for r in registry.list()]
-    if status is not None:
-        recs = [r for r in recs if r.get("status") == status]
-    if scenario is not None:
-        recs = [r for r in recs if r.get("scenario_id") == scenario]
-    recs.sort(key=lambda r: r.get("created") or "", reverse=True)
+    recs = [record_dict(r) for r in registry.list(status=status, scenario_id=scenario)]   # newest first
     page = recs[offset:offset + limit]
     return RunList(items=[run_out(workspace, r, owners.get(r["id"])) for r in page], total=len(recs))
 
