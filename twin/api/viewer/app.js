@@ -22,6 +22,7 @@ const $ = (id) => document.getElementById(id);
 const statusEl = $("status");
 
 let state = parseHash(location.hash);
+const hashGivesLang = /[#&]lang=/.test(location.hash);
 let viewer = null;
 let runs = [];                 // run records from /api/runs
 let scenes = [];               // scene summaries from /api/scenes
@@ -69,6 +70,7 @@ function shownTilesets() {
 
 function checkIdle() {
   if (pending > 0) return;
+  if (viewer.scene.globe.show && !viewer.scene.globe.tilesLoaded) return;
   if (!shownTilesets().every((ts) => ts.tilesLoaded)) return;
   document.body.dataset.idle = "1";
   document.body.dataset.idleGen = String(gen);
@@ -152,18 +154,28 @@ function wantedLayers(src, split) {
   }
   if (drape) out.push({ layer: drape, role: "drape" });
   if (water && state.water && drape) out.push({ layer: water, role: "water" });
+  // the terrain stays under a drape: drapes are transparent where there is nothing to show (dry)
   const terrain = find("terrain");
-  if (terrain && !drape && !state.off.includes("terrain")) out.push({ layer: terrain, role: "terrain" });
+  if (terrain && !state.off.includes("terrain")) out.push({ layer: terrain, role: "terrain" });
   return out;
 }
 
 // -------------------------------------------------------------------------------------- tilesets
+/** A small lift along the local vertical for drapes: they share the terrain's mesh and would z-fight. */
+const DRAPE_LIFT_M = 0.3;
+
+function lift(tileset, metres) {
+  const centre = tileset.boundingSphere.center;
+  const up = Cesium.Ellipsoid.WGS84.geodeticSurfaceNormal(centre, new Cesium.Cartesian3());
+  tileset.modelMatrix = Cesium.Matrix4.fromTranslation(Cesium.Cartesian3.multiplyByScalar(up, metres, up));
+}
+
 function tilesetFor(url) {
   let entry = tilesets.get(url);
   if (entry) return entry.promise;
   entry = { promise: null, tileset: null };
   pending += 1;
-  entry.promise = Cesium.Cesium3DTileset.fromUrl(url, { maximumScreenSpaceError: 8 })
+  entry.promise = Cesium.Cesium3DTileset.fromUrl(url, { maximumScreenSpaceError: 16 })
     .then((ts) => {
       ts.show = false;
       viewer.scene.primitives.add(ts);
@@ -222,6 +234,10 @@ async function applyState() {
     if (!ts) return;
     show.add(ts);
     ts.splitDirection = Cesium.SplitDirection[wanted[i].split];
+    if (wanted[i].role === "drape" && !ts.lifted) {
+      lift(ts, DRAPE_LIFT_M);
+      ts.lifted = true;
+    }
     if (wanted[i].role === "buildings") {
       const style = buildingStyle(wanted[i].src);
       if (ts.style !== style && (style || ts.style)) ts.style = style;
@@ -257,7 +273,8 @@ function runLabel(r) {
 }
 
 function viewableRuns() {
-  return runs.filter((r) => !r.status || r.status === "done");
+  // finished runs whose tiles exist (links.tiles is null until the run's manifest is written)
+  return runs.filter((r) => (!r.status || r.status === "done") && !(r.links && r.links.tiles === null));
 }
 
 function renderSourceSelect() {
@@ -338,6 +355,7 @@ function renderLayerPanel() {
   $("show-buildings").checked = !state.off.includes("buildings");
   $("show-terrain").checked = !state.off.includes("terrain");
   $("show-sensors").checked = state.sensors;
+  $("show-globe").checked = state.globe;
   const colorSel = $("color-buildings");
   colorSel.replaceChildren(option("", t("none"), !state.color));
   for (const r of primary ? primary.manifest.runs || [] : []) {
@@ -375,7 +393,7 @@ function renderTimebar() {
   const showing = state.t >= 0;
   const i = showing ? Math.min(state.t, snaps.snapshots.length - 1) : snaps.snapshots.length - 1;
   slider.value = String(i);
-  $("time-label").textContent = showing ? formatTime(snaps.snapshots[i].time_s) : t("maximum");
+  $("time-label").textContent = showing ? formatTime(snaps.snapshots[i].time_s) : t("peak");
   $("time-max").classList.toggle("active", !showing);
   $("play").textContent = playTimer ? "❚❚" : "▶";
   $("play").title = playTimer ? t("pause") : t("play");
@@ -490,22 +508,27 @@ function onClick(movement) {
 
 // -------------------------------------------------------------------------------------- sensors
 function sensorItems(body) {
-  const items = asList(body, "sensors", "readings", "stations");
+  // /api/sensors: {available, items: [{thing, name, property, unit, lon, lat, time, value, flags, flag_names}]}
   const stations = new Map();
-  for (const it of items) {
-    const loc = it.location && it.location.coordinates;
-    const lon = it.lon ?? it.longitude ?? (loc ? loc[0] : undefined);
-    const lat = it.lat ?? it.latitude ?? (loc ? loc[1] : undefined);
+  for (const it of asList(body, "sensors", "readings")) {
+    const lon = it.lon ?? it.longitude;
+    const lat = it.lat ?? it.latitude;
     if (!Number.isFinite(lon) || !Number.isFinite(lat)) continue;
-    const key = it.station ?? it.thing ?? it.name ?? `${lon},${lat}`;
-    if (!stations.has(key)) stations.set(key, { name: it.station_name ?? it.thing_name ?? it.name ?? key, lon, lat, values: [] });
-    const value = it.value ?? it.result ?? (it.latest ? it.latest.value : undefined);
-    if (value !== undefined) {
-      stations.get(key).values.push({ property: it.observed_property ?? it.property ?? it.datastream ?? "",
-        value, unit: it.unit ?? it.units ?? "", time: it.time ?? it.phenomenon_time ?? "", qc: it.qc ?? it.qc_flags ?? 0 });
+    const key = it.thing || `${lon.toFixed(5)},${lat.toFixed(5)}`;
+    if (!stations.has(key)) stations.set(key, { name: it.thing || it.name || key, lon, lat, values: [] });
+    if (it.value !== undefined && it.value !== null) {
+      stations.get(key).values.push({ property: it.property || it.name || "", value: it.value, unit: it.unit || "",
+        time: it.time || "", flags: it.flags || 0, flagNames: it.flag_names || [] });
     }
   }
   return [...stations.values()];
+}
+
+function sensorLine(v) {
+  const unit = v.unit === "degC" ? "°C" : v.unit === "%" || v.unit === "percent" ? "%" : v.unit === "mm" ? "mm"
+    : v.unit === "mm/h" || v.unit === "mm h-1" ? "mm/h" : v.unit;
+  const flag = v.flags ? ` ⚠ ${v.flagNames.map((f) => t(`flag_${f}`)).join(", ")}` : "";
+  return `${fieldLabel(v.property)}: ${typeof v.value === "number" ? formatNumber(v.value, 1) : v.value} ${unit}${flag}`;
 }
 
 function groundHeight(src) {
@@ -533,7 +556,7 @@ async function loadSensors() {
   sensorSource = new Cesium.CustomDataSource("sensors");
   const h = groundHeight(primary) + 12;
   for (const s of stations) {
-    const lines = s.values.map((v) => `${fieldLabel(v.property)}: ${typeof v.value === "number" ? formatNumber(v.value, 1) : v.value} ${v.unit}`);
+    const lines = s.values.map(sensorLine);
     sensorSource.entities.add({
       name: s.name,
       position: Cesium.Cartesian3.fromDegrees(s.lon, s.lat, h),
@@ -591,6 +614,9 @@ function setRunStatus(run, status, progress, message) {
   el.dataset.run = run || "";
   el.dataset.status = status || "";
   el.dataset.progress = String(progress ?? 0);
+  const log = JSON.parse(el.dataset.progressLog || "[]");
+  if (status && log[log.length - 1] !== progress) log.push(progress ?? 0);
+  el.dataset.progressLog = JSON.stringify(log);
   const bar = $("run-progress");
   bar.hidden = !status;
   bar.value = progress ?? 0;
@@ -608,12 +634,13 @@ async function startRun() {
   const models = [...document.querySelectorAll("#run-models input:checked")].map((i) => i.value);
   let record;
   try {
-    record = await postJSON("/api/runs", { scenario_id: scenario, models });
+    record = await postJSON("/api/runs", { scenario, models: models.length ? models : undefined });
   } catch (err) {
     setRunStatus("", "failed", 0, err.status === 401 || err.status === 403 ? t("unauthorized") : err.message);
     return;
   }
   const id = record.id || record.run_id;
+  $("run-status").dataset.progressLog = "[]";
   setRunStatus(id, record.status || "queued", record.progress || 0, record.message || "");
   await watchRun(id);
 }
@@ -622,15 +649,18 @@ async function watchRun(id) {
   if (runAbort) runAbort.abort();
   runAbort = new AbortController();
   let final = null;
+  let snapshotsSeen = 0;
   try {
     await followEvents(`/api/runs/${encodeURIComponent(id)}/events`, (ev) => {
       const d = typeof ev.data === "object" && ev.data ? ev.data : {};
-      const status = d.status || (ev.event === "progress" ? "running" : undefined);
-      if (d.progress !== undefined || status) {
-        setRunStatus(id, status || $("run-status").dataset.status || "running", d.progress ?? Number($("run-status").dataset.progress), d.message || "");
+      if (ev.event === "progress" || ev.event === "end") {
+        setRunStatus(id, d.status || "running", d.progress ?? 0, d.message || d.error || "");
+        if (["done", "failed", "cancelled", "interrupted"].includes(d.status)) final = d.status;
+      } else if (ev.event === "snapshot") {
+        snapshotsSeen += 1;
+        $("run-status").dataset.snapshots = String(snapshotsSeen);
+        if (primary && primary.kind === "run" && primary.id === id) refreshPrimary();
       }
-      if (["done", "failed", "cancelled", "interrupted"].includes(d.status)) final = d.status;
-      if (ev.event === "snapshot" && primary && primary.kind === "run" && primary.id === id) refreshPrimary();
     }, { signal: runAbort.signal });
   } catch (err) {
     if (err.name !== "AbortError") reportError(`events: ${err.message}`);
@@ -750,18 +780,25 @@ function homeView() {
 function createViewer() {
   Cesium.Ion.defaultAccessToken = "";
   viewer = new Cesium.Viewer("cesium", {
-    baseLayer: Cesium.ImageryLayer.fromProviderAsync(
-      Cesium.TileMapServiceImageryProvider.fromUrl(Cesium.buildModuleUrl("Assets/Textures/NaturalEarthII"))),
+    // no imagery until the globe is switched on (then the bundled NaturalEarthII, see showGlobe)
+    baseLayer: false,
     terrainProvider: new Cesium.EllipsoidTerrainProvider(),
     geocoder: false, baseLayerPicker: false, homeButton: false, sceneModePicker: false,
     navigationHelpButton: false, animation: false, timeline: false, fullscreenButton: false,
-    infoBox: false, selectionIndicator: false, shouldAnimate: false,
+    infoBox: false, selectionIndicator: false, shouldAnimate: false, skyBox: false, skyAtmosphere: false,
     requestRenderMode: true, maximumRenderTimeChange: Number.POSITIVE_INFINITY,
-    contextOptions: { webgl: { preserveDrawingBuffer: true } },
+    contextOptions: { webgl: { preserveDrawingBuffer: true, alpha: true } },
   });
-  // a fixed summer late morning: daylight sky and shading whatever the local time is
+  // a fixed summer late morning: the same shading whatever the local time is
   viewer.clock.currentTime = Cesium.JulianDate.fromIso8601("2026-07-15T09:30:00Z");
-  viewer.scene.globe.baseColor = Cesium.Color.fromCssColorString("#9fb3c8");
+  const scene = viewer.scene;
+  // The city floats on a sky-to-ground gradient (CSS behind a transparent canvas) instead of the
+  // globe: the model's heights are ellipsoidal (Munich: ~560 m above a bare ellipsoid globe), and a globe
+  // without terrain keeps loading tiles (and redrawing) for nothing a council member looks at.
+  scene.backgroundColor = Cesium.Color.TRANSPARENT;
+  scene.globe.show = false;
+  if (scene.sun) scene.sun.show = false;
+  if (scene.moon) scene.moon.show = false;
   viewer.scene.postRender.addEventListener(checkIdle);
   new Cesium.ScreenSpaceEventHandler(viewer.scene.canvas).setInputAction(onClick, Cesium.ScreenSpaceEventType.LEFT_CLICK);
   viewer.camera.moveEnd.addEventListener(() => {
@@ -782,6 +819,11 @@ function wireControls() {
   });
   $("compare").addEventListener("change", (e) => setCompare(e.target.value));
   $("show-buildings").addEventListener("change", (e) => toggleOff("buildings", !e.target.checked));
+  $("show-globe").addEventListener("change", (e) => {
+    state.globe = e.target.checked;
+    showGlobe(state.globe);
+    writeHash();
+  });
   $("show-terrain").addEventListener("change", (e) => toggleOff("terrain", !e.target.checked));
   $("show-water").addEventListener("change", (e) => {
     state.water = e.target.checked;
@@ -886,6 +928,23 @@ function wireControls() {
   });
 }
 
+let globeLayer = null;
+
+/** The globe with the NaturalEarthII imagery bundled with CesiumJS (context when zoomed out). */
+async function showGlobe(on) {
+  const scene = viewer.scene;
+  if (on && !globeLayer) {
+    globeLayer = Cesium.ImageryLayer.fromProviderAsync(
+      Cesium.TileMapServiceImageryProvider.fromUrl(Cesium.buildModuleUrl("Assets/Textures/NaturalEarthII")));
+    viewer.imageryLayers.add(globeLayer);
+  }
+  scene.globe.show = on;
+  if (!scene.skyAtmosphere && on) scene.skyAtmosphere = new Cesium.SkyAtmosphere();
+  if (scene.skyAtmosphere) scene.skyAtmosphere.show = on;
+  scene.backgroundColor = on ? Cesium.Color.BLACK : Cesium.Color.TRANSPARENT;
+  bump();
+}
+
 function toggleOff(name, off) {
   state.off = state.off.filter((x) => x !== name);
   if (off) state.off.push(name);
@@ -919,7 +978,15 @@ async function main() {
   } catch {
     config = {};
   }
-  $("api-key-row").hidden = config.auth_required === false;
+  if (!hashGivesLang && config.default_language) {
+    setLang(config.default_language);
+    applyLabels();
+  }
+  $("api-key-row").hidden = config.write_needs_key === false;
+  if (Array.isArray(config.models) && config.models.length) {
+    const box = $("run-models");
+    for (const input of box.querySelectorAll("input")) input.closest("label").hidden = !config.models.includes(input.value);
+  }
   await Promise.all([loadRuns(), loadScenes()]);
   if (!(await initialSource())) {
     showMessage(t("no_data"));
@@ -937,6 +1004,7 @@ async function main() {
   }
   renderSourceSelect();
   renderLayerPanel();
+  if (state.globe) showGlobe(true);
   await applyState();
   if (state.cam) setCamera(state.cam);
   else homeView();

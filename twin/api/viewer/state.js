@@ -1,12 +1,12 @@
 // The view as a URL hash, so a link can be shared:
 //   #run=<id>|scene=<id>&layer=<layer id>&water=1&t=<snapshot>&cmp=<run id>&split=0.5
-//    &off=buildings,terrain&sensors=1&color=<property>&cam=lon,lat,height,heading,pitch,roll&lang=de
+//    &off=buildings,terrain&sensors=0&globe=1&color=<property>&cam=lon,lat,height,heading,pitch,roll&lang=de
 // Angles in degrees, height in metres (ellipsoidal). Unknown keys are ignored.
 
 export function defaultState() {
   return {
     run: "", scene: "", layer: "", water: true, t: -1, cmp: "", split: 0.5,
-    off: [], sensors: true, color: "", cam: null, lang: "de",
+    off: [], sensors: true, globe: false, color: "", cam: null, lang: "de",
   };
 }
 
@@ -28,6 +28,7 @@ export function parseHash(hash) {
   }
   if (params.has("off")) state.off = params.get("off").split(",").filter(Boolean);
   if (params.has("sensors")) state.sensors = params.get("sensors") !== "0";
+  if (params.has("globe")) state.globe = params.get("globe") === "1";
   if (params.has("color")) state.color = params.get("color");
   if (params.has("cam")) {
     const c = params.get("cam").split(",").map(Number);
@@ -55,6 +56,7 @@ export function formatHash(state) {
   }
   if (state.off.length) p.set("off", state.off.join(","));
   if (!state.sensors) p.set("sensors", "0");
+  if (state.globe) p.set("globe", "1");
   if (state.color) p.set("color", state.color);
   if (state.cam) {
     const [lon, lat, h, hd, pt, rl] = state.cam;
