@@ -110,3 +110,15 @@ def test_openapi_is_complete(client):
     schemas = spec["components"]["schemas"]
     assert "ErrorBody" in schemas and "Scenario" in schemas and "RunOut" in schemas
     assert {"APIKeyHeader", "HTTPBearer"} <= set(spec["components"]["securitySchemes"])
+
+
+def test_compare_unknown_runs_and_missing_workflow(client, workspace, monkeypatch):
+    r = client.get("/api/compare", params={"runs": "base,plan"})
+    assert r.status_code == 404 and "'base'" in r.json()["message"]
+    for rid in ("base", "plan"):
+        (workspace / "runs" / rid).mkdir(parents=True)
+    import twin.workflows
+
+    monkeypatch.delattr(twin.workflows, "compare_runs")      # a twin without the comparison workflow
+    r = client.get("/api/compare", params={"runs": "base,plan"})
+    assert r.status_code == 501 and r.json()["error"] == "not_implemented"
