@@ -5,9 +5,9 @@ screening's D8 flow directions:
 
 1. Every cell is labelled by the cell where its D8 path ends (it leaves the domain there, or a pit):
    the catchments (:func:`catchment_labels`).
-2. Catchments are merged to at least ``target_cells`` (the smallest group first, into the neighbour
-   across its lowest divide), so tasks are neither tiny nor the whole domain and the group borders
-   that remain follow high divides.
+2. Catchments are merged to about ``target_cells`` (across the lowest divides first, see
+   :func:`merge_catchments`), so tasks are neither tiny nor the whole domain and the group borders
+   that remain follow the highest divides.
 3. Each group runs as one task: a :class:`~twin.sim.heavyrain.model.HeavyRainModel` on the group's
    bounding box, the group plus ``buffer_cells`` active, everything else outside the domain (a wall);
    rain falls on the group's own cells only. Window edges on the domain border keep the domain's
@@ -83,21 +83,13 @@ def _adjacency(labels: np.ndarray, z: np.ndarray | None = None) -> dict[int, dic
     return adj
 
 
-def merge_catchments(labels: np.ndarray, *, target_cells: int, elevation: np.ndarray | None = None) -> np.ndarray:
-    """Merge catchments, the smallest first, until every group holds at least ``target_cells`` cells or has no
-    neighbour left; group ids 0..g-1 (int32).
-
-    A group merges into the neighbour across its lowest divide (the saddle: the lowest ``max(z_a, z_b)`` along
-    the shared border) when ``elevation`` is given, so the group borders that remain follow high divides that
-    sheet flow does not cross; without it, into the neighbour with the longest shared border.
-    """
+def _merge_smallest(labels: np.ndarray, target_cells: int, z: np.ndarray | None) -> np.ndarray:
+    """Merge the smallest group into a neighbour (lowest saddle, else longest border) until all hold
+    >= ``target_cells`` cells or have no neighbour."""
     import heapq
 
-    if target_cells < 1:
-        raise TwinValueError(f"target_cells must be >= 1, got {target_cells}")
     k = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
     size = np.bincount(labels[labels >= 0], minlength=k).astype(np.int64).tolist()
-    z = None if elevation is None else np.asarray(elevation, np.float64)
     adj = _adjacency(labels, z)
     parent = list(range(k))
     heap = [(size[i], i) for i in range(k)]
@@ -135,12 +127,55 @@ def merge_catchments(labels: np.ndarray, *, target_cells: int, elevation: np.nda
             x = parent[x]
         return x
 
-    root = np.array([find(i) for i in range(k)], np.int64)
+    return _relabel(labels, np.array([find(i) for i in range(k)], np.int64))
+
+
+def _relabel(labels: np.ndarray, root: np.ndarray) -> np.ndarray:
     _, group = np.unique(root, return_inverse=True)
     out = np.full(labels.shape, -1, np.int32)
     valid = labels >= 0
     out[valid] = group.astype(np.int32)[labels[valid]]
     return out
+
+
+def _merge_by_saddle(labels: np.ndarray, max_cells: int, z: np.ndarray) -> np.ndarray:
+    """Kruskal over the divides: merge touching groups across the lowest saddle first while the union stays
+    within ``max_cells``; the borders left are the highest divides the size cap allows."""
+    k = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
+    size = np.bincount(labels[labels >= 0], minlength=k).astype(np.int64)
+    adj = _adjacency(labels, z)
+    pairs = sorted((v[1], a, b) for a, nb in adj.items() for b, v in nb.items() if a < b)
+    parent = np.arange(k)
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+    for _, a, b in pairs:
+        ra, rb = find(a), find(b)
+        if ra != rb and size[ra] + size[rb] <= max_cells:
+            parent[rb] = ra
+            size[ra] += size[rb]
+    return _relabel(labels, np.array([find(i) for i in range(k)], np.int64))
+
+
+def merge_catchments(labels: np.ndarray, *, target_cells: int, elevation: np.ndarray | None = None) -> np.ndarray:
+    """Merge catchments into groups of about ``target_cells`` cells; group ids 0..g-1 (int32), -1 outside.
+
+    With ``elevation``: first across the lowest divides (the saddle of two catchments is the lowest
+    ``max(z_a, z_b)`` along their shared border) while a group stays within ``target_cells``, so the group
+    borders left are the highest divides; then groups below a quarter of the target join the neighbour
+    across their lowest saddle. Without it: the smallest group first, into the neighbour with the longest
+    shared border, until every group holds ``target_cells``.
+    """
+    if target_cells < 1:
+        raise TwinValueError(f"target_cells must be >= 1, got {target_cells}")
+    if elevation is None:
+        return _merge_smallest(labels, int(target_cells), None)
+    z = np.asarray(elevation, np.float64)
+    groups = _merge_by_saddle(labels, int(target_cells), z)
+    return _merge_smallest(groups, max(1, int(target_cells) // 4), z)
 
 
 @dataclass(eq=False)
@@ -196,7 +231,9 @@ def _run_group(elev, box, lab, members, buffer_cells, transform_t, domain_shape,
     model = HeavyRainModel(zs, transform=t, manning_n=manning_n, boundary=bc, rain=rain, **options)
     model.run(float(duration_s))
     md = np.asarray(model.max_depth, np.float32)
-    buf = active & ~own
+    # the overtopping depth is read on the first ring across the divide: farther out, water that did cross
+    # piles up against the buffer's artificial outer wall and would exaggerate it
+    buf = ndimage.binary_dilation(own, structure=np.ones((3, 3), bool)) & active & ~own
     bmax = float(md[buf].max()) if buf.any() else 0.0
     reached, where = [], None
     if bmax > overtop_depth_m:
