@@ -73,7 +73,7 @@ def run_screening_tiled(args: argparse.Namespace) -> int:
     if args.rain_mm or args.run:
         raise TwinValueError("--rain-mm and --run need the depression hierarchy and exposure, which run untiled; "
                              "drop --workers/--scheduler for them")
-    out = Path(args.out)
+    out = Path(args.out).resolve()
     _check_out(out, ["screening.zarr", "flow_accumulation.tif", "filled_depth.tif", "run.json"], args.overwrite)
     if args.dem:
         from twin.terrain.windows import open_mosaic
@@ -126,7 +126,7 @@ def run_heat_tiled(args: argparse.Namespace) -> int:
     if args.sensors or getattr(args, "ta_ref", None) is not None or getattr(args, "edits", None):
         raise TwinValueError("with --workers/--scheduler twin sim heat computes the geometry (SVF, shadow) by tiles; "
                              "air temperature and UTCI run in memory: drop --workers/--scheduler for --sensors")
-    out = Path(args.out)
+    out = Path(args.out).resolve()  # workers may run in another directory
     _check_out(out, ["heat.zarr", "svf.tif", "shadow.tif", "run.json"], args.overwrite)
     if args.dsm:
         from twin.terrain.windows import open_mosaic

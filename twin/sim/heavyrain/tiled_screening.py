@@ -297,6 +297,7 @@ def tiled_screening(dem, *, cell_size: float, tile: int = 1024, halo_cells: int 
     if store is not None:
         import zarr
 
+        store = os.path.abspath(store)  # workers may run in another directory
         if os.path.exists(store) and not overwrite:
             from twin.errors import TwinIOError
 
