@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
 from fastapi.testclient import TestClient
 
 from twin.api import create_app
 
-from .conftest import auth, make_settings, scenario_doc
+from .conftest import auth, make_settings
 
 
 def app_with(workspace, target: str | None = None, **kw):

@@ -19,7 +19,7 @@ from twin.api.errors import ApiError
 from twin.api.settings import Credential, Role, Settings
 
 __all__ = ["AdminDep", "PlannerDep", "Principal", "RegistryDep", "SettingsDep", "ViewerDep", "WorkspaceDep",
-           "get_principal", "get_registry", "get_settings", "require", "sensor_store"]
+           "get_principal", "get_registry", "get_settings", "may_change", "require", "sensor_store"]
 
 
 async def get_settings(request: Request) -> Settings:
@@ -102,6 +102,14 @@ def require(role: Role):
 
 # (the dependencies above do no I/O, so they are coroutines: FastAPI would run plain functions in a
 # worker thread, a hop that costs more than the check itself)
+def may_change(principal: Principal, owner: str | None, what: str) -> None:
+    """Planners change what they made through the API; admins change anything (403 otherwise)."""
+    if principal.can_admin or owner == principal.name:
+        return
+    whose = f"{owner}'s" if owner else "made outside the API, so only an admin may change it"
+    raise ApiError(403, f"{what} is {whose}; {principal.name} ({principal.role.value}) may change only their own")
+
+
 ViewerDep = Annotated[Principal, Depends(require(Role.viewer))]
 PlannerDep = Annotated[Principal, Depends(require(Role.planner))]
 AdminDep = Annotated[Principal, Depends(require(Role.admin))]

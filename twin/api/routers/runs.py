@@ -20,7 +20,7 @@ from fastapi import APIRouter, Path as PathParam, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from twin.api.deps import PlannerDep, RegistryDep, SettingsDep, ViewerDep, WorkspaceDep
+from twin.api.deps import PlannerDep, RegistryDep, SettingsDep, ViewerDep, WorkspaceDep, may_change
 from twin.api.errors import ApiError, error_responses
 from twin.api.jsonable import jsonable
 from twin.api.paths import ID_PATTERN
@@ -194,8 +194,6 @@ def start_run(body: RunRequest, request: Request, workspace: WorkspaceDep, setti
                summary="Cancel a queued or running run")
 def cancel_run(run_id: RunId, request: Request, workspace: WorkspaceDep, registry: RegistryDep,
                principal: PlannerDep) -> RunOut:
-    from twin.api.routers.scenarios import may_change
-
     d = record_dict(get_record(registry, run_id))
     owner = _owners(request).get("run", run_id)
     may_change(principal, owner, f"run {run_id!r}")

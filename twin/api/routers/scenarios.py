@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path as PathParam, Request, Response
 from pydantic import BaseModel, Field
 
-from twin.api.deps import PlannerDep, Principal, ViewerDep, WorkspaceDep
+from twin.api.deps import PlannerDep, ViewerDep, WorkspaceDep, may_change
 from twin.api.errors import ApiError, error_responses
 from twin.api.paths import ID_PATTERN
 from twin.scenario import Scenario, ScenarioError, load_scenario, scenario_hash
@@ -86,13 +86,6 @@ def _check_scene(workspace: Path, sc: Scenario) -> None:
         raise ApiError(422, f"scene {sc.scene!r} does not exist in the workspace; list them with GET /api/scenes",
                        error="validation_error", detail=[{"field": "scene", "message": "unknown scene",
                                                           "type": "unknown_scene"}])
-
-
-def may_change(principal: Principal, owner: str | None, what: str) -> None:
-    if principal.can_admin or owner == principal.name:
-        return
-    whose = f"{owner}'s" if owner else "made outside the API, so only an admin may change it"
-    raise ApiError(403, f"{what} is {whose}; {principal.name} ({principal.role.value}) may change only their own")
 
 
 @router.get("", response_model=ScenarioList, summary="List the scenarios")
