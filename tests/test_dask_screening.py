@@ -103,3 +103,16 @@ def test_bad_options_are_refused(kwargs, match):
         tiled_screening(np.zeros((10, 10)), **opts)
     with pytest.raises(TwinValueError, match="2-D"):
         tiled_screening(np.zeros(10), cell_size=1.0)
+
+
+def test_tiles_outside_the_domain_and_an_all_nan_dem():
+    rng = np.random.default_rng(3)
+    z = rng.integers(0, 6, (60, 60)).astype(np.float64)
+    z[10:40, 10:40] = np.nan  # whole tiles of 10 x 10 outside the domain, and lakes of NaN touching the border
+    z[0:20, 45:60] = np.nan
+    filled, d8, area = _untiled(z, 1.0)
+    r = tiled_screening(z, cell_size=1.0, tile=10)
+    assert np.array_equal(r.filled, filled, equal_nan=True) and np.array_equal(r.directions, d8)
+    assert np.array_equal(r.upstream_area_m2, area, equal_nan=True)
+    empty = tiled_screening(np.full((30, 30), np.nan), cell_size=1.0, tile=10)
+    assert np.isnan(empty.filled).all() and (empty.directions == -3).all() and np.isnan(empty.upstream_area_m2).all()
