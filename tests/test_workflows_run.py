@@ -283,3 +283,74 @@ def test_end_to_end_on_the_munich_sample(tmp_path):
     table = building_results(ws, rec.id)
     assert len(table) == 4 and table["green_roof"].sum() == 1 and table["heat_utci_c"].notna().all()
     assert not list((ws / "tiles" / "runs").glob(".*"))          # no staging folders left behind
+
+
+# ============================================================================================ sensor forcing
+def _store(ws: Path, readings: dict[str, tuple[float, float, str, str, list]]) -> None:
+    """A sensor store ``ws/sensors.sqlite``: name -> (x, y, property, unit, [(t_end ISO, value), ...]),
+    positions in the scene CRS; readings are 5-minute (rain) or 10-minute (temperature) sums/means."""
+    import pandas as pd
+    from pyproj import Transformer
+
+    from twin.sensors import open_store
+
+    to_ll = Transformer.from_crs("EPSG:25832", "EPSG:4326", always_xy=True)
+    with open_store(ws / "sensors.sqlite") as store:
+        for name, (x, y, prop, unit, rows) in readings.items():
+            lon, lat = to_ll.transform(x, y)
+            ds = store.upsert_datastream(source="test", iot_id=name, name=name, property=prop, unit=unit,
+                                         thing=name, lon=lon, lat=lat)
+            step = pd.Timedelta("5min" if prop == "precipitation" else "10min")
+            store.insert(ds, [(int((pd.Timestamp(t) - step).value // 1000), int(pd.Timestamp(t).value // 1000), v,
+                               None, 0, f"{name}-{i}") for i, (t, v) in enumerate(rows)])
+
+
+def test_observed_rain_from_the_sensor_store(tmp_path):
+    ws = make_workspace(tmp_path)
+    t = ["2024-06-01T14:05:00Z", "2024-06-01T14:10:00Z", "2024-06-01T14:15:00Z"]
+    _store(ws, {"g1": (X0 + 10, Y0 + 10, "precipitation", "mm", list(zip(t, [4.0, 6.0, 0.0]))),
+                "g2": (X0 + 60, Y0 + 30, "precipitation", "mm", list(zip(t, [2.0, 2.0, 0.0])))})
+    obs = {"type": "observed", "start": "2024-06-01T14:00:00Z", "end": "2024-06-01T14:15:00Z"}
+    rec = run_scenario(ws, scenario("observed", [SEALED], rain=obs, duration_s=1800), tiles=False)
+    assert "rain_readings" in rec.inputs
+    # uniform: the gauges' mean, (4 + 2) / 2 + (6 + 2) / 2 = 7 mm on 6400 m2
+    assert balance(ws, rec)["rain_m3"] == pytest.approx(6400 * 0.007, rel=1e-9)
+    idw = run_scenario(ws, scenario("observed idw", [SEALED], rain={**obs, "distribution": "idw"}, duration_s=1800),
+                       tiles=False)
+    rain = balance(ws, idw)["rain_m3"]
+    assert 6400 * 0.004 < rain < 6400 * 0.010 and rain != pytest.approx(6400 * 0.007, rel=1e-6)
+    # new readings for the event change the inputs: the finished run is not reused
+    _store(ws, {"g3": (X0 + 40, Y0 + 40, "precipitation", "mm", [("2024-06-01T14:05:00Z", 9.0)])})
+    assert run_scenario(ws, scenario("observed", [SEALED], rain=obs, duration_s=1800), tiles=False).id != rec.id
+
+
+def test_hot_day_uses_sensor_readings_inside_the_scene(tmp_path):
+    ws = make_workspace(tmp_path)
+    hour = ["2025-07-15T13:10:00Z", "2025-07-15T13:20:00Z"]
+    _store(ws, {f"t{i}": (X0 + x, Y0 + y, "air_temperature", "degC", list(zip(hour, [v, v + 0.2])))
+                for i, (x, y, v) in enumerate([(10, 10, 31.0), (70, 20, 32.5), (40, 70, 33.0), (60, 60, 32.0)])})
+    heat = {**HOT, "use_sensors": True}
+    rec = run_scenario(ws, scenario("sensed", models=["heat"], heat=heat), tiles=False)
+    info = json.loads((Path(rec.run_dir) / "heat" / "run.json").read_text())
+    assert info["local_readings"] is True and info["air_temperature"]["stations"] == 4
+    assert "heat_readings" in rec.inputs
+    doc = json.loads((Path(rec.run_dir) / "run.json").read_text())
+    assert not any("no local readings" in n for n in doc["notes"])
+
+
+def test_cli_scenario_run(ws, tmp_path, capsys):
+    from twin.cli.main import main
+
+    f = tmp_path / "cli.json"
+    f.write_text(json.dumps(scenario("cli run", models=["screening"])))
+    assert main(["scenario", "run", str(ws), str(f), "--no-progress", "--no-tiles"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("run cli-run-") and ": done in " in out
+    assert main(["scenario", "run", str(ws), "cli-run", "--json", "--no-progress", "--no-tiles"]) == 0   # by id: reused
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["status"] == "done" and out.startswith(f"run {rec['id']}:")
+    f.write_text(json.dumps({**scenario("cli run"), "resolution_m": -1}))
+    assert main(["scenario", "run", str(ws), str(f), "--no-progress"]) == 2
+    assert "resolution_m: Input should be greater than 0" in capsys.readouterr().err
+    assert main(["scenario", "run", str(ws), "nope", "--no-progress"]) == 2
+    assert "neither a scenario file nor a scenario id" in capsys.readouterr().err

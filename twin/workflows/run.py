@@ -200,7 +200,7 @@ def _rain(ws: Path, scenario, grid) -> tuple[Any, float, float, str]:
     n = ds.sizes["time"]
     times = np.arange(n + 1) * step_s
     if rain.distribution == "uniform":
-        vals = np.nan_to_num(ds["rain_uniform_mm_per_h"].to_numpy(float))
+        vals = np.nan_to_num(ds["rain_uniform_mm_per_h"].to_numpy().astype(float))
         series = RainSeries(times, np.append(vals, 0.0))
         depth = float(np.sum(vals) * step_s / 3600.0)
     else:
