@@ -15,9 +15,16 @@ twin.sim.heat.predictors.PRIORITY for the class, fixed before any evaluation:
 - days: ``tree_canopy_100m`` (LCZ 11/12 share of the 100 m LCZ map within 100 m) and
   ``imperviousness_500m``.
 
-Result (full classes, LOO RMSE): summer nights (552 h) RK 1.056 K vs mean 1.535 / IDW 1.399 K: target
-met. Heat-wave days (126 h): RK 0.959 K vs mean 0.948 / IDW 1.054 K: **target missed** by 0.011 K
-(beats IDW, not the mean); with the night pair by day (the earlier setup) RK was 1.010 K. The every-8th-
+Result (full classes, LOO RMSE), fixed sets: summer nights (552 h) RK 1.056 K vs mean 1.535 / IDW
+1.399 K: met. Heat-wave days (126 h): RK 0.959 K vs mean 0.948 / IDW 1.054 K: missed by 0.011 K (beats
+IDW, not the mean); with the night pair by day (the earlier setup) RK was 1.010 K.
+
+With the predictor set chosen per hour class inside each LOO fold (``evaluate_nested``: none, the first
+or both, scored by an inner LOO on the 14 training stations over every 4th day / 16th night hour of
+the class; the held-out station never enters the choice): summer nights RK 1.034 K (all 15 folds choose
+built volume alone), heat-wave days RK 0.940 K (all 15 folds choose none: ordinary kriging with the
+hour's fitted variogram): **both classes beat the mean and IDW**. By day the gain over the mean is small
+(0.008 K) and comes from kriging with a nugget, not from predictors (IDW, an exact interpolator, loses). The every-8th-
 hour subsample of the default run happens to give RK 1.057 < mean 1.121 < IDW 1.174 by day; that is
 not claimed: the day test asserts only RK < IDW there and the full-class day test is an xfail.
 Tried for the day class (LOO, held-out station never used): slopes pooled over all class hours from the
@@ -114,6 +121,37 @@ def evaluate(st, ta, times, *, night: bool, names=None) -> dict:
     return {k: float(np.sqrt(np.mean(np.concatenate(v) ** 2))) for k, v in err.items()} | {"hours": len(times)}
 
 
+def evaluate_nested(st, ta, times, *, night: bool, select_every: int = 4) -> dict:
+    """LOO RMSE with the predictor set chosen inside each fold: for held-out station i, the candidates
+    (none = ordinary kriging, the class's first predictor, both) are scored by an inner LOO on the 14
+    training stations over every ``select_every``-th hour of the class; the chosen set's RK then
+    predicts station i for every hour. The held-out station never enters the choice."""
+    from twin.sim.heat.airtemp import fit_air_temperature, select_predictor_set
+
+    names = PREDICTORS["summer_nights" if night else "heatwave_days"]
+    cands = [[], names[:1], names]
+    x, y = st.x.to_numpy(float), st.y.to_numpy(float)
+    p = st[names].to_numpy(float)
+    v_all = ta.loc[times, st.station].to_numpy(float)
+    v_sel = v_all[::select_every]
+    err, chosen = [], []
+    for i in range(len(st)):
+        m = np.arange(len(st)) != i
+        best, _ = select_predictor_set(x[m], y[m], v_sel[:, m], p[m], names, cands, night=night)
+        chosen.append(",".join(best) or "none")
+        cols = [names.index(n) for n in best]
+        for v in v_all:
+            ok = m & np.isfinite(v)
+            if not np.isfinite(v[i]):
+                continue
+            mod = fit_air_temperature(x[ok], y[ok], v[ok], p[ok][:, cols] if cols else None, best, night=night)
+            pi = p[i:i + 1][:, [names.index(n) for n in mod.predictors]] if mod.predictors else None
+            err.append(mod.predict(x[i:i + 1], y[i:i + 1], pi)["air_temperature"][0] - v[i])
+    e = np.asarray(err)
+    return {"rk_nested": float(np.sqrt(np.mean(e ** 2))), "chosen": pd.Series(chosen).value_counts().to_dict(),
+            "hours": len(times)}
+
+
 @pytest.fixture(scope="module")
 def berlin():
     st = station_table()
@@ -155,6 +193,17 @@ def test_loo_rmse_full_classes(berlin, cls, night):
     st, ta = berlin
     r = evaluate(st, ta, hour_classes(ta)[cls], night=night)
     assert r["rk"] < r["mean"] and r["rk"] < r["idw"], r
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cls, night, every", [("summer_nights", True, 16), ("heatwave_days", False, 4)])
+def test_loo_rmse_nested_selection_beats_mean_and_idw(berlin, cls, night, every):
+    """Issue 6's target with per-class predictor selection inside each fold (about 4 min per class)."""
+    st, ta = berlin
+    tt = hour_classes(ta)[cls]
+    r = evaluate(st, ta, tt, night=night) | evaluate_nested(st, ta, tt, night=night, select_every=every)
+    print(cls, r)
+    assert r["rk_nested"] < r["mean"] and r["rk_nested"] < r["idw"], r
 
 
 PRIOR_NAMES = ["imperviousness_500m", "building_volume_density_1000m", "tree_canopy_500m"]
@@ -218,6 +267,8 @@ if __name__ == "__main__":
     print(st.drop(columns=["latitude", "longitude"]).round(3).to_string())
     for cls, tt in hour_classes(ta).items():
         print(cls, evaluate(st, ta, tt, night=cls == "summer_nights"))
+        print("  nested", evaluate_nested(st, ta, tt, night=cls == "summer_nights",
+                                          select_every=16 if cls == "summer_nights" else 4))
         v = ta.loc[tt, st.station].to_numpy(float)
         print("  prior slopes", dict(zip(PRIOR_NAMES, fit_prior(v, st[PRIOR_NAMES].to_numpy(float),
                                                                PRIOR_SIGNS[cls]).round(4))),

@@ -168,8 +168,13 @@ def test_table_sensors_qc_and_rural_station(grid, tmp_path):
     df = pd.DataFrame({"station": [f"s{k}" for k in range(10)], "x": rng.uniform(w + 10, e - 10, 10),
                        "y": rng.uniform(s + 10, n - 10, 10), "temperature": 22 + rng.normal(0, 0.2, 10)})
     df.loc[4, "temperature"] = 35.0
-    run = run_heat(grid=grid, out_dir=tmp_path / "r", sensors=df, directions=8, radius_m=40, rural_station="s0")
+    run = run_heat(grid=grid, out_dir=tmp_path / "r", sensors=df, directions=8, radius_m=40, rural_station="s0",
+                   select_predictors=True)
     assert run["qc"]["left_out"] == ["s4"] and run["qc"]["counts"]["spatial_outlier"] == 1
+    sel = run["predictor_selection"]
+    # 9 stations: a LOO fold of 8 fits one predictor (5 per predictor + 3), so: none or the first
+    assert len(sel["loo_rmse_k"]) == 2 and "[]" in sel["loo_rmse_k"]
+    assert sel["loo_rmse_k"][str(sel["chosen"])] == min(sel["loo_rmse_k"].values())
     assert run["uhi_reference"]["c"] == pytest.approx(df.temperature[0])
     with pytest.raises(TwinValueError, match="rural station 'nope'"):
         run_heat(grid=grid, out_dir=tmp_path / "r2", sensors=df, directions=8, radius_m=40, rural_station="nope")

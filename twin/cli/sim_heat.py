@@ -29,6 +29,8 @@ def add_parser(subparsers):
                    help="GeoJSON of heat edits in the scene CRS (type trees|unseal|seal|water|green_roof): adds the "
                         "scenario's Ta/Tmrt/UTCI and delta_*.tif")
     p.add_argument("--no-qc", action="store_true", help="use the readings without quality control")
+    p.add_argument("--select-predictors", action="store_true",
+                   help="choose the number of predictors (none = ordinary kriging) by the hour's leave-one-out RMSE")
     p.add_argument("--tmrt-scheme", choices=("lite", "solweig"), default="lite",
                    help="mean radiant temperature scheme (default lite; see twin.sim.heat.comfort)")
     p.add_argument("--overwrite", action="store_true")
@@ -105,7 +107,8 @@ def run(args) -> int:
                        sensors=sensors, time_utc=args.time, directions=args.directions, radius_m=args.radius,
                        svf_only=args.svf_only, lonlat=lonlat, overwrite=args.overwrite, grid=grid, weather=weather,
                        wind_m_per_s=args.wind, rh_pct=args.rh, rural_station=args.rural_station,
-                       scenario_grid=scenario_grid, qc=not args.no_qc, tmrt_scheme=args.tmrt_scheme)
+                       scenario_grid=scenario_grid, qc=not args.no_qc, tmrt_scheme=args.tmrt_scheme,
+                       select_predictors=args.select_predictors)
     except TwinError as exc:
         print(f"twin sim heat: {exc}", file=sys.stderr)
         return 2

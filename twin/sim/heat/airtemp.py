@@ -30,7 +30,7 @@ import numpy as np
 from twin.errors import TwinValueError
 
 __all__ = ["SIGNS", "AirTemperatureModel", "fit_air_temperature", "leave_one_out", "idw", "buffer_mean_at",
-           "qc_readings", "QC_RANGE_C"]
+           "qc_readings", "QC_RANGE_C", "select_predictor_set"]
 
 #: predictor base name -> (sign by day, sign at night): +1 coefficient >= 0, -1 <= 0, 0 free
 SIGNS: dict[str, tuple[int, int]] = {
@@ -321,6 +321,27 @@ def leave_one_out(x, y, t, predictors=None, names=(), *, night: bool) -> dict:
         out["mean"][i] = t[m].mean() - t[i]
         out["idw"][i] = idw(x[m], y[m], t[m], x[i:i + 1], y[i:i + 1])[0] - t[i]
     return out
+
+
+def select_predictor_set(x, y, temps, predictors, names, candidate_sets, *, night: bool) -> tuple[list[str], dict]:
+    """The predictor set (of ``candidate_sets``, lists of names; ``[]`` = ordinary kriging) with the lowest
+    leave-one-station-out RMSE of regression kriging, pooled over the hours (rows) of ``temps``.
+
+    Use it on the stations of one hour class (e.g. summer nights, heat-wave days); for an honest
+    validation run it inside each outer fold on the training stations only (nested), as
+    tests/test_heat_berlin.py does. Returns ``(best_set, {str(set): rmse})``.
+    """
+    temps = np.atleast_2d(np.asarray(temps, float))
+    p = np.asarray(predictors, float).reshape(temps.shape[1], -1)
+    col = {n: j for j, n in enumerate(names)}
+    scores = {}
+    for cand in candidate_sets:
+        cols = [col[n] for n in cand]
+        err = [leave_one_out(x, y, t, p[:, cols] if cols else None, list(cand), night=night)["rk"] for t in temps]
+        e = np.concatenate(err)
+        scores[str(list(cand))] = float(np.sqrt(np.nanmean(e ** 2)))
+    best = min(candidate_sets, key=lambda c: scores[str(list(c))])
+    return list(best), scores
 
 
 def buffer_mean_at(raster: np.ndarray, transform, x, y, radius_m: float) -> np.ndarray:

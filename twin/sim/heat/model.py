@@ -118,7 +118,8 @@ def run_heat(dsm=None, *, transform=None, crs_epsg: int | None = None, out_dir, 
              time_utc=None, directions: int = 32, radius_m: float = 200.0, svf_only: bool = False,
              wind_m_per_s: float = 2.0, rh_pct: float = 50.0, lonlat=None, overwrite: bool = False, grid=None,
              weather=None, rural_station: str | None = None, scenario_grid=None, predictors=None,
-             predictor_radii_m=None, qc: bool = True, write_contributions: bool = True, tmrt_scheme: str = "lite") -> dict:
+             predictor_radii_m=None, qc: bool = True, write_contributions: bool = True, tmrt_scheme: str = "lite",
+             select_predictors: bool = False) -> dict:
     """Run the heat model and write the run folder (see the module docstring). Returns run.json.
 
     Parameters
@@ -154,6 +155,9 @@ def run_heat(dsm=None, *, transform=None, crs_epsg: int | None = None, out_dir, 
         Quality-control the readings (flags, range, spatial outliers) before fitting.
     tmrt_scheme : {"lite", "solweig"}
         Tmrt scheme of :func:`twin.sim.heat.comfort.mean_radiant_temperature`.
+    select_predictors : bool
+        Choose how many of the priority list's predictors to use (none = ordinary kriging) by the hour's
+        leave-one-out RMSE (:func:`twin.sim.heat.airtemp.select_predictor_set`); run.json records it.
     """
     import pandas as pd
     import rasterio
@@ -240,7 +244,7 @@ def run_heat(dsm=None, *, transform=None, crs_epsg: int | None = None, out_dir, 
         if sensors is not None:
             mod, pmaps, ref_c, ref_desc = _fit_from_sensors(sensors, preds, transform, z.shape, night, predictors, qc,
                                                             rural_station, run, fit_air_temperature, leave_one_out,
-                                                            qc_readings, PRIORITY)
+                                                            qc_readings, PRIORITY, select_predictors)
         else:
             mod, pmaps = prior_model(preds, w, night=night)
             run["notes"].append("no local readings: air temperature is predictor-only (prior coefficients and the "
@@ -337,7 +341,7 @@ def _tmrt_utci(svf, sunlit, ta, sun, g, d, i_dn, rh_pct, wind, mrt, utci_fn):
 
 
 def _fit_from_sensors(sensors, preds, transform, shape, night, priority, qc, rural_station, run, fit, loo, qc_fn,
-                      default_priority):
+                      default_priority, select=False):
     """QC, station predictors, regression kriging and LOO of one hour's readings (see run_heat)."""
     import rasterio
 
@@ -372,9 +376,20 @@ def _fit_from_sensors(sensors, preds, transform, shape, night, priority, qc, rur
     if missing:
         run["notes"].append(f"predictors not available on this grid were skipped: {missing}")
     p_st = np.column_stack([preds[n][rows, cols] for n in names]) if names else None
+    if select and names:
+        from twin.sim.heat.airtemp import STATIONS_PER_PREDICTOR, select_predictor_set
+
+        k_max = max(0, (len(df) - 1 - 3) // STATIONS_PER_PREDICTOR)  # what every LOO fold can fit
+        cands = [names[:k] for k in range(0, min(k_max, len(names)) + 1)]
+        best, scores = select_predictor_set(df.x.to_numpy(float), df.y.to_numpy(float), df.temperature.to_numpy(float),
+                                            p_st, names, cands, night=night)
+        run["predictor_selection"] = {"chosen": best, "loo_rmse_k": scores,
+                                      "how": "prefixes of the priority list scored by this hour's leave-one-out RMSE"}
+        p_st = p_st[:, [names.index(n) for n in best]] if best else None
+        names = best
     mod = fit(df.x, df.y, df.temperature, p_st, names, night=night)
-    k = len(mod.predictors)
-    e = loo(df.x, df.y, df.temperature, None if p_st is None else p_st[:, :k], mod.predictors, night=night)
+    kept = [names.index(n) for n in mod.predictors]
+    e = loo(df.x, df.y, df.temperature, None if p_st is None else p_st[:, kept], mod.predictors, night=night)
     run["air_temperature"] = {"loo_rmse_k": {key: float(np.sqrt(np.mean(v ** 2))) for key, v in e.items()},
                               "stations": int(len(df))}
     return mod, {n: preds[n] for n in mod.predictors}, ref_c, ref_desc
