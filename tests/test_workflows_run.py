@@ -199,6 +199,12 @@ def test_trees_lower_air_temperature_and_utci(ws):
         assert np.array_equal(b["baseline_air_temperature"].values, ta0)   # same grid, same weather
     with xr.open_dataset(Path(shaded.run_dir) / "grid.nc") as g:
         under = g["tree_canopy_height"].values > 0
+    import rasterio
+
+    with rasterio.open(Path(shaded.run_dir) / "heat" / "utci.tif") as src:      # the GeoTIFFs say the same
+        assert np.array_equal(src.read(1), u1, equal_nan=True)
+    with rasterio.open(Path(shaded.run_dir) / "heat" / "baseline_utci.tif") as src:
+        assert np.array_equal(src.read(1), u0, equal_nan=True)
     dta = np.nanmean(ta1[under] - ta0[under])
     dutci = np.nanmean(u1[under] - u0[under])
     assert -3.5 <= dta < -0.05                              # cooler by day, within the published block-scale bound

@@ -279,11 +279,11 @@ def _run_heat_model(grid, edited, heat, params, out_dir: Path, sensors, has_edit
                     out_dir=out_dir, time_utc=heat.time.isoformat(), directions=params.directions,
                     radius_m=params.radius_m, overwrite=True)
     if has_edits:
-        _promote_scenario_fields(out_dir, edited, params)
+        _promote_scenario_fields(out_dir)
     return info
 
 
-def _promote_scenario_fields(out_dir: Path, edited, params) -> None:
+def _promote_scenario_fields(out_dir: Path) -> None:
     """Rename ``scenario_<f>`` to ``<f>`` (and ``<f>`` to ``baseline_<f>``) in heat/result.nc; SVF and
     shadow of the edited surfaces replace the baseline's."""
     import xarray as xr
@@ -299,10 +299,27 @@ def _promote_scenario_fields(out_dir: Path, edited, params) -> None:
                 ren[base] = f"baseline_{base}"
             ren[v] = base
     ds = ds.rename({k: f"__{k}" for k in ren}).rename({f"__{k}": v for k, v in ren.items()})
-    ds.attrs["scenario_fields"] = "air_temperature, tmrt and utci are the scenario's; baseline_* the unedited grid's"
+    ds.attrs["scenario_fields"] = ("svf, shadow, air_temperature, tmrt and utci are the scenario's (edited grid); "
+                                   "baseline_* the unedited grid's")
     tmp = path.with_suffix(".nc.tmp")
     ds.to_netcdf(tmp)
     os.replace(tmp, path)
+    # the GeoTIFFs follow: <f>.tif is the scenario's, baseline_<f>.tif the unedited grid's
+    import rasterio
+
+    for old, new in ren.items():
+        if not old.startswith("scenario_"):
+            continue
+        base = new
+        tif = out_dir / f"{base}.tif"
+        if not tif.is_file():
+            continue
+        os.replace(tif, out_dir / f"baseline_{base}.tif")
+        with rasterio.open(out_dir / f"baseline_{base}.tif") as src:
+            profile, tags = src.profile, src.tags()
+        with rasterio.open(tif, "w", **profile) as dst:
+            dst.write(ds[base].to_numpy().astype(profile["dtype"]), 1)
+            dst.update_tags(**tags, scenario="values of the edited grid (the run's scenario)")
 
 
 def _outline_stats(bid: np.ndarray, values: np.ndarray, how: str) -> tuple[np.ndarray, np.ndarray]:
