@@ -113,3 +113,11 @@ def test_sensor_table_needs_columns(tmp_path):
     (tmp_path / "s.csv").write_text("name,x,y,t\n")
     with pytest.raises(TwinValueError, match="temperature"):
         read_sensors_table(tmp_path / "s.csv")
+
+
+def test_sensor_table_drops_flagged_readings(tmp_path):
+    (tmp_path / "s.csv").write_text("station,x,y,time,temperature,flags\n"
+                                    "a,0,0,2024-07-01T12:10:00Z,25.0,0\na,0,0,2024-07-01T12:20:00Z,80.0,1\n"
+                                    "b,5,5,2024-07-01T12:10:00Z,26.0,4\n")
+    df = read_sensors_table(tmp_path / "s.csv", time="2024-07-01T12:00:00Z")
+    assert list(df.station) == ["a"] and df.temperature.iloc[0] == 25.0

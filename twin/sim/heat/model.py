@@ -59,7 +59,11 @@ def scenario_delta(model, delta_predictors: dict[str, np.ndarray]) -> tuple[np.n
 
 
 def read_sensors_table(path, *, time=None):
-    """Station temperatures from a CSV (station, x, y, [time], temperature) or GeoJSON points."""
+    """Station temperatures from a CSV (station, x, y, [time], temperature, [flags]) or GeoJSON points.
+
+    With ``time`` the readings of that hour are averaged per station; readings with a non-zero
+    ``flags`` value (a twin.sensors QC bitmask) are left out first.
+    """
     import pandas as pd
 
     p = Path(path)
@@ -77,6 +81,10 @@ def read_sensors_table(path, *, time=None):
         tt = pd.to_datetime(df["time"], utc=True)
         t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
         sel = df[(tt >= t) & (tt < t + pd.Timedelta(hours=1))]
+        if "flags" in sel.columns and not sel.empty:  # readings flagged upstream (twin.sensors QC bitmask) stay out
+            sel = sel[pd.to_numeric(sel["flags"], errors="coerce").fillna(0) == 0]
+            if sel.empty:
+                raise TwinValueError(f"{path}: every reading in the hour from {t.isoformat()} is flagged (column flags)")
         if sel.empty:
             raise TwinValueError(f"{path}: no readings in the hour from {t.isoformat()}; times there run "
                                  f"{tt.min().isoformat()} .. {tt.max().isoformat()}")
