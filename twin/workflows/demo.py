@@ -213,8 +213,12 @@ def seed_bern_sensors(workspace: str | os.PathLike, *, sample: str | os.PathLike
 
 
 # ------------------------------------------------------------------------------------------ scenarios
+_BASELINE_WORDS = ("baseline", "bestand", "reference", "referenz", "ist-zustand")
+
+
 def _scenarios(root: Path, folder: Path | None = None):
-    """The sample's scenarios, baseline (the one without edits) first."""
+    """The sample's scenarios, the baseline first: the file or scenario named baseline/Bestand/reference,
+    else the one with the fewest edits."""
     from twin.scenario import load_scenario
 
     folder = folder or root / "data" / "samples" / "scenarios"
@@ -222,9 +226,13 @@ def _scenarios(root: Path, folder: Path | None = None):
     if not files:
         raise TwinIOError(f"no scenario files in {folder}; the demo runs the sample's baseline and adaptation "
                           "scenarios from there")
-    scen = [load_scenario(f) for f in files]
-    scen.sort(key=lambda s: (len(s.edits) > 0, s.name))
-    return scen
+
+    def key(item):
+        f, s = item
+        named = any(w in f.stem.lower() or w in s.name.lower() for w in _BASELINE_WORDS)
+        return (not named, len(s.edits), s.name)
+
+    return [s for _, s in sorted(((f, load_scenario(f)) for f in files), key=key)]
 
 
 class _Steps:
