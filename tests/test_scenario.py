@@ -136,6 +136,25 @@ def test_json_schema_is_published_with_crs_notes_and_the_edit_union():
     assert set(schema["$defs"]["Forcing"]["properties"]) == {"rain", "heat"}
 
 
+def test_sample_scenarios_validate_with_pydantic_and_the_published_schema():
+    jsonschema = pytest.importorskip("jsonschema")
+    from twin.scenario import load_scenario
+
+    from .common import SAMPLES
+
+    schema = Scenario.model_json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    files = sorted((SAMPLES / "scenarios").glob("*.json"))
+    assert [f.name for f in files] == ["adaptation.json", "baseline.json"]
+    for f in files:
+        assert list(validator.iter_errors(json.loads(f.read_text()))) == [], f
+        sc = load_scenario(f)
+        assert sc.scene == "muenchen-tum" and sc.models == ["heavyrain", "screening", "heat"]
+    kinds = {e.type for e in load_scenario(SAMPLES / "scenarios" / "adaptation.json").edits}
+    assert {"unseal", "trees", "retention_basin", "green_roofs"} <= kinds
+
+
 def test_cli_schema_validate_and_new(tmp_path, capsys):
     from twin.cli.main import main
 
