@@ -31,7 +31,7 @@ CESIUM = Path(__file__).resolve().parents[2] / "node_modules" / "cesium" / "Buil
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 #: a planner key the server accepts (tests only)
 PLANNER_KEY = "browser-test-planner-key-0123456789"
-VIEWPORT = {"width": 1280, "height": 800}
+VIEWPORT = {"width": 1024, "height": 640}   # software WebGL: every pixel costs
 
 
 def pytest_collection_modifyitems(config, items):
@@ -163,7 +163,8 @@ def viewer(browser, server, workspace) -> ViewerPage:
     """The viewer on the 60 mm run, loaded once per module."""
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
-    vp = ViewerPage(page, server).open(f"#run={workspace.run_ids[0]}")
+    # without the water surfaces: each snapshot or comparison then loads one tileset, not two
+    vp = ViewerPage(page, server).open(f"#run={workspace.run_ids[0]}&water=0")
     yield vp
     context.close()
 

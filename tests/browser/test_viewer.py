@@ -56,7 +56,7 @@ def test_tiles_render_buildings_terrain_and_flood(viewer, workspace):
     assert blue > 0.05, f"water-blue pixels {blue:.3f}"
     st = json.loads(viewer.status()["state"])
     assert st["run"] == workspace.run_ids[0]
-    assert int(viewer.status()["tilesets"]) >= 3      # buildings, max-depth drape, its water surface
+    assert int(viewer.status()["tilesets"]) >= 3      # buildings, terrain, max-depth drape
 
 
 def _window_xy(viewer, ecef) -> tuple[float, float]:
@@ -175,10 +175,10 @@ def test_sensor_marker_shows_latest_values(viewer, workspace):
 def test_link_restores_view_layer_and_language(fresh_page, workspace):
     run = workspace.run_ids[1]
     cam = [11.5681, 48.1478, 650.0, 200.0, -45.0, 0.0]
-    vp = fresh_page.open(f"#run={run}&layer=heavyrain/arrival_time&water=0&lang=en&cam={','.join(map(str, cam))}")
+    vp = fresh_page.open(f"#run={run}&layer=arrival_time&water=0&lang=en&cam={','.join(map(str, cam))}")
     page = vp.page
     assert page.locator("#layers-panel h2").inner_text() == "Layers"
-    assert page.locator("input[name=result-layer][value='heavyrain/arrival_time']").is_checked()
+    assert page.locator("input[name=result-layer][value='arrival_time']").is_checked()
     assert page.locator("#legend-title").inner_text() == "Water arrival time"
     got = page.evaluate("""() => {
         const C = window.Cesium, cam = window.twinViewer.viewer.camera, c = cam.positionCartographic;
@@ -194,7 +194,7 @@ def test_link_restores_view_layer_and_language(fresh_page, workspace):
     assert page.locator("#layers-panel h2").inner_text() == "Ebenen"
     assert page.locator("#legend-title").inner_text() == "Ankunftszeit des Wassers"
     assert "lang=" not in page.evaluate("location.hash")          # German is the default
-    assert "layer=heavyrain/arrival_time" in page.evaluate("location.hash")
+    assert "layer=arrival_time" in page.evaluate("location.hash")
     assert vp.errors() == []
 
 
@@ -221,7 +221,8 @@ def test_run_started_from_the_page_reports_progress_and_arrives(viewer, workspac
     # the page switched to the new run and shows its layers
     page.wait_for_function(f"window.twinViewer.state.run === '{run_id}'", timeout=30_000)
     viewer.wait_idle()
-    assert page.locator("input[name=result-layer][value='heavyrain/max_depth']").count() == 1
+    assert page.locator("input[name=result-layer][value='max_depth']").is_checked()
+    assert page.locator("#timebar").is_visible()       # its depth snapshots
     assert f"run={run_id}" in page.evaluate("location.hash")
     assert page.locator("#run-progress").evaluate("el => el.value") == 1
     viewer.screenshot("viewer-new-run.png")

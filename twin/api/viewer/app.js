@@ -124,13 +124,20 @@ function snapshotRun(src) {
   return (src.manifest.runs || []).find((r) => (r.snapshots || []).length > 0) || null;
 }
 
-/** The selected result layer: state.layer, else the first depth-like drape, else the first drape. */
-function selectedLayerId(src) {
+/**
+ * The selected result field (state.layer; a field name, so a link means the same in every run),
+ * else the first depth-like drape's field, else the first drape's; "" for none.
+ */
+function selectedField(src) {
   if (state.layer === "none") return "";
   const drapes = resultLayers(src);
-  if (state.layer && drapes.some((l) => l.id === state.layer)) return state.layer;
+  if (state.layer && drapes.some((l) => l.field === state.layer)) return state.layer;
   const depth = drapes.find((l) => /depth/.test(l.field || "") && !/time/.test(l.field || ""));
-  return (depth || drapes[0] || { id: "" }).id;
+  return (depth || drapes[0] || { field: "" }).field;
+}
+
+function drapeFor(src, field) {
+  return field ? resultLayers(src).find((l) => l.field === field) || null : null;
 }
 
 /** Layers of `src` to show for the current state: [{layer, split}]. */
@@ -148,8 +155,7 @@ function wantedLayers(src, split) {
     drape = snap.layers.find((l) => l.kind === "drape") || null;
     water = snap.layers.find((l) => l.kind === "water") || null;
   } else {
-    const id = selectedLayerId(primary);
-    drape = id ? layerById(src, id) || null : null;
+    drape = drapeFor(src, selectedField(primary));
     water = drape ? layerById(src, `${drape.id}/water`) || null : null;
   }
   if (drape) out.push({ layer: drape, role: "drape" });
@@ -199,11 +205,9 @@ function tilesetFor(url) {
 function buildingStyle(src) {
   if (!state.color || !src) return undefined;
   const prop = state.color;
-  const model = (src.manifest.runs || []).find((r) => (r.building_properties || []).includes(prop));
-  if (!model) return undefined;
-  const field = prop.slice(model.id.length + 1).replace(/_(max|min)$/, "");
-  const layer = src.manifest.layers.find((l) => l.kind === "drape" && l.field === field && l.id.startsWith(model.id + "/"));
-  const st = layer ? layer.style : { vmin: 0, vmax: 1, stops: [[68, 1, 84], [253, 231, 37]] };
+  const layer = layerForProperty(src, prop);
+  if (!layer) return undefined;
+  const st = layer.style;
   const n = st.stops.length;
   const p = "${" + prop + "}";
   const conditions = [];
@@ -313,7 +317,7 @@ function renderLayerPanel() {
   const box = $("result-layers");
   box.replaceChildren();
   const drapes = resultLayers(primary);
-  const current = selectedLayerId(primary);
+  const current = selectedField(primary);
   const models = new Map();
   for (const l of drapes) {
     const model = l.id.split("/")[0];
@@ -345,10 +349,10 @@ function renderLayerPanel() {
     if (models.size > 1) {
       const h = document.createElement("div");
       h.className = "muted";
-      h.textContent = t(model);
+      h.textContent = modelLabel(model);
       box.append(h);
     }
-    for (const l of layers) box.append(radio(l.id, fieldLabel(l.field), l.id === current && state.t < 0));
+    for (const l of layers) box.append(radio(l.field, fieldLabel(l.field), l.field === current && state.t < 0));
   }
   $("water-row").hidden = !drapes.some((l) => layerById(primary, `${l.id}/water`));
   $("show-water").checked = state.water;
@@ -360,7 +364,9 @@ function renderLayerPanel() {
   colorSel.replaceChildren(option("", t("none"), !state.color));
   for (const r of primary ? primary.manifest.runs || [] : []) {
     for (const p of r.building_properties || []) {
-      colorSel.append(option(p, `${fieldLabel(p.slice(r.id.length + 1))} (${t(r.id)})`, state.color === p));
+      if (!layerForProperty(primary, p)) continue;    // only values with a colour scale
+      const u = propertyUnits(primary, p);
+      colorSel.append(option(p, `${fieldLabel(u.field)} (${modelLabel(u.model)})`, state.color === p));
     }
   }
   $("color-row").hidden = colorSel.options.length < 2;
@@ -413,14 +419,50 @@ function renderSplit() {
 }
 
 // -------------------------------------------------------------------------------------- picking
+const MODELS = ["heavyrain", "screening", "heat"];
+const UNIT_SUFFIXES = [["_m2_per_s", "m2 s-1"], ["_m_per_s", "m s-1"], ["_mm", "mm"], ["_m2", "m²"], ["_m", "m"],
+  ["_s", "s"], ["_degc", "degC"], ["_c", "degC"], ["_k", "K"], ["_pct", "%"]];
+
+function modelLabel(model) {
+  return MODELS.includes(model) ? t(model) : t("building");
+}
+
+/**
+ * What a building property of a run means: {model, field, units}, or null for a plain attribute.
+ * Properties are `<manifest run>_<column>`; a column may name its model (`heavyrain_max_depth_m`)
+ * and end in a unit suffix, or be a drape field's value at the building (`max_depth_max`).
+ */
 function propertyUnits(src, prop) {
   for (const r of src.manifest.runs || []) {
     if (!prop.startsWith(r.id + "_")) continue;
-    const field = prop.slice(r.id.length + 1).replace(/_(max|min)$/, "");
-    const layer = src.manifest.layers.find((l) => l.field === field && l.id.startsWith(r.id + "/") && l.style);
-    return { model: r.id, field, units: layer ? layer.style.units : "" };
+    let rest = prop.slice(r.id.length + 1);
+    let model = r.id;
+    const m = rest.match(/^(heavyrain|screening|heat)_(.+)$/);
+    if (m) [, model, rest] = m;
+    rest = rest.replace(/_(max|min)$/, "");
+    let units = null;
+    const layer = src.manifest.layers.find((l) => l.field === rest && l.style);
+    if (layer) units = layer.style.units;
+    else {
+      for (const [suffix, u] of UNIT_SUFFIXES) {
+        if (rest.endsWith(suffix) && rest.length > suffix.length) {
+          rest = rest.slice(0, -suffix.length);
+          units = u;
+          break;
+        }
+      }
+    }
+    return { model, field: rest, units: units || "" };
   }
   return null;
+}
+
+/** The drape layer whose colours a building property should borrow (same field), if any. */
+function layerForProperty(src, prop) {
+  const u = propertyUnits(src, prop);
+  if (!u) return null;
+  const field = u.field === "max_depth" || u.field === "depth" ? "max_depth" : u.field;
+  return src.manifest.layers.find((l) => l.kind === "drape" && l.field === field && l.style) || null;
 }
 
 const ATTRIBUTE_ORDER = ["gml_id", "type", "name", "function", "height", "roof_type", "storeys", "address"];
@@ -486,7 +528,7 @@ function showBuilding(feature) {
   let lastModel = null;
   for (const [k, u] of resultProps) {
     if (u.model !== lastModel) {
-      row(results, t(u.model), null, "group");
+      row(results, modelLabel(u.model), null, "group");
       lastModel = u.model;
     }
     const tr = row(results, fieldLabel(u.field), formatValue(props[k], u.units));
@@ -806,10 +848,48 @@ function createViewer() {
     writeHash();
     bump();
   });
-  // while something is loading, keep frames coming (request-render mode only draws on demand)
-  setInterval(() => {
-    if (document.body.dataset.idle !== "1") viewer.scene.requestRender();
-  }, 200);
+  drawOnDemand();
+}
+
+/**
+ * Our own frame loop instead of Cesium's: a frame only while something changes (a render request,
+ * tiles loading, the user moving the camera, and a little after for inertia and moveEnd). Cesium's
+ * loop, even in request-render mode, redrew every frame here (its camera check saw a change each
+ * frame), which costs a laptop battery and, with software WebGL, the whole CPU.
+ */
+function drawOnDemand() {
+  const scene = viewer.scene;
+  let until = 0;
+  const keep = (ms) => {
+    until = Math.max(until, performance.now() + ms);
+  };
+  const request = scene.requestRender.bind(scene);
+  scene.requestRender = () => {
+    keep(120);
+    request();
+  };
+  for (const type of ["pointerdown", "pointermove", "pointerup", "wheel", "keydown", "touchmove"]) {
+    viewer.canvas.addEventListener(type, (e) => {
+      if (type !== "pointermove" || e.buttons) keep(1500);
+    }, { passive: true });
+  }
+  window.addEventListener("resize", () => keep(300));
+  viewer.useDefaultRenderLoop = false;
+  const frame = () => {
+    if (!viewer.isDestroyed()) {
+      if (performance.now() < until || document.body.dataset.idle !== "1") {
+        try {
+          viewer.resize();
+          viewer.render();
+        } catch (err) {
+          reportError(`render: ${err.message || err}`);
+        }
+      }
+      requestAnimationFrame(frame);
+    }
+  };
+  keep(500);
+  requestAnimationFrame(frame);
 }
 
 function wireControls() {
@@ -960,7 +1040,7 @@ function relabel() {
   renderSplit();
   renderLegend(primary && (state.t >= 0 && snapshotRun(primary)
     ? snapshotRun(primary).snapshots[Math.min(state.t, snapshotRun(primary).snapshots.length - 1)].layers.find((l) => l.kind === "drape")
-    : layerById(primary, selectedLayerId(primary))));
+    : drapeFor(primary, selectedField(primary))));
   if (picked) showBuilding(picked.feature);
   writeHash();
 }
@@ -1008,6 +1088,7 @@ async function main() {
   await applyState();
   if (state.cam) setCamera(state.cam);
   else homeView();
+  state.cam = cameraState();
   await loadSensors();
   writeHash();
   bump();

@@ -92,6 +92,12 @@ const LABELS = {
     uhi: "Wärmeinsel",
     utci: "Gefühlte Temperatur (UTCI)",
     tmrt: "Mittlere Strahlungstemperatur",
+    footprint: "Grundfläche",
+    green_roof: "Gründach",
+    roof_retention: "Rückhalt auf dem Dach",
+    hazard: "Gefährdung d·(v+0,5)",
+    yes: "ja",
+    no: "nein",
     // sensors and their QC flags
     precipitation: "Niederschlag",
     relative_humidity: "Rel. Luftfeuchte",
@@ -192,6 +198,12 @@ const LABELS = {
     uhi: "Urban heat island",
     utci: "Felt temperature (UTCI)",
     tmrt: "Mean radiant temperature",
+    footprint: "Footprint",
+    green_roof: "Green roof",
+    roof_retention: "Roof retention",
+    hazard: "Hazard d·(v+0.5)",
+    yes: "yes",
+    no: "no",
     precipitation: "Precipitation",
     relative_humidity: "Relative humidity",
     water_level: "Water level",
@@ -250,10 +262,14 @@ export function formatNumber(value, digits = 2) {
 /** A value with its units made readable: seconds as minutes, m s-1 as m/s. */
 export function formatValue(value, units) {
   if (value === undefined || value === null || (typeof value === "number" && !Number.isFinite(value))) return "–";
+  if (typeof value === "boolean") return t(value ? "yes" : "no");
   if (typeof value !== "number") return String(value);
   const u = (units || "").trim();
   if (u === "s") return `${formatNumber(value / 60, 1)} min`;
   if (u === "m") return `${formatNumber(value, 2)} m`;
+  if (u === "mm") return `${formatNumber(value, 1)} mm`;
+  if (u === "m²" || u === "m2") return `${formatNumber(value, 0)} m²`;
+  if (u === "%") return `${formatNumber(value, 0)} %`;
   if (u === "m s-1") return `${formatNumber(value, 2)} m/s`;
   if (u === "m2 s-1") return `${formatNumber(value, 2)} m²/s`;
   if (u === "degC" || u === "°C" || u === "celsius") return `${formatNumber(value, 1)} °C`;
