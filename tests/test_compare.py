@@ -263,3 +263,22 @@ def test_errors(tmp_path):
         compare_run_dirs([ws / "runs" / "base", tmp_path / "empty"])
     with pytest.raises(TwinIOError, match="no workspace"):
         compare_runs(tmp_path / "empty", ["a", "b"])
+
+
+def test_retention_basins_left_out_of_flooded_area(tmp_path):
+    """Cells inside a retention basin of any run's scenario do not count as flooded, in every run alike."""
+    from twin.workflows import compare_runs
+
+    ws = make_runs(tmp_path)
+    scen = ws / "runs" / "plan" / "scenario.json"
+    basin = {"type": "retention_basin", "depth_m": 1.0,
+             "area": {"type": "Polygon", "coordinates": [[[0, 10], [4, 10], [4, 12], [0, 12], [0, 10]]]}}
+    scen.write_text(json.dumps({"name": "Schwammstadt", "scene": "nowhere", "edits": [basin]}))
+    c = compare_runs(ws, ["base", "plan"], footprints=footprints())
+    ind = c.indicators
+    # the basin covers the top-row cells with centres (1, 11) and (3, 11)
+    assert ind.loc["flooded_area_gt_0.1m", "base"] == 9 * CELL_M2
+    assert ind.loc["flooded_area_gt_0.5m", "base"] == 4 * CELL_M2
+    assert ind.loc["flooded_area_gt_0.3m", "plan"] == 4 * CELL_M2
+    assert "outside retention basins" in ind.loc["flooded_area_gt_0.1m", "label"]
+    assert any("retention basin" in n for n in c.notes)

@@ -25,7 +25,8 @@ What is compared (each where the runs have it):
   ``exposure_change[run]``.
 - Indicators (:attr:`Comparison.indicators`, a DataFrame indexed by indicator, a column per run,
   ``delta[run]`` columns, ``unit`` and ``label``): flooded area above 0.1/0.3/0.5 m (cells with a
-  maximum depth above the threshold), buildings per exposure class, the volume retained where it fell
+  maximum depth above the threshold; cells inside a retention basin of any run's scenario are left
+  out in every run, as the water stands there on purpose), buildings per exposure class, the volume retained where it fell
   (the dynamic run's infiltration volume, which includes initial losses and the storage the scenario
   edits add, e.g. unsealed soil or green roofs; without a dynamic run the screening's volume ponded in
   depressions), the surface runoff volume and the water balance terms, and the area outside buildings
@@ -604,16 +605,43 @@ def _buildings(srcs, flood, heat, expo, fp, ring_m, notes):
     return out
 
 
+def _basins(srcs):
+    """Retention basins of the runs' scenarios (``scenario.json`` edits of type ``retention_basin``) as a
+    GeoDataFrame, or None."""
+    import geopandas as gpd
+    from shapely.geometry import shape
+
+    geoms = []
+    for s in srcs:
+        if s.path is None:
+            continue
+        for e in _read_json(s.path / "scenario.json").get("edits", []) or []:
+            if e.get("type") == "retention_basin" and e.get("area"):
+                try:
+                    geoms.append(shape(e["area"]))
+                except (ValueError, TypeError, KeyError):
+                    continue
+    return gpd.GeoDataFrame(geometry=geoms) if geoms else None
+
+
 def _indicators(srcs, flood, heat, expo, fp, notes):
     import pandas as pd
 
     ids = [s.id for s in srcs]
     rows: list[tuple[str, str, str, list]] = []   # key, unit, label, values per run
     if any("max_depth" in f for f in flood):
+        basins = _basins(srcs)
+        masks = [None if "max_depth" not in f else
+                 (np.ones(f["max_depth"].values.shape, bool) if basins is None else
+                  _label_raster(basins, f["max_depth"]) < 0) for f in flood]
+        where = "" if basins is None else " (outside retention basins)"
+        if basins is not None:
+            notes.append(f"flooded areas leave out the {len(basins)} retention basin(s) of the scenarios "
+                         "(water stored there on purpose), in every run alike")
         for t in FLOOD_THRESHOLDS_M:
-            vals = [float(np.sum(np.nan_to_num(f["max_depth"].values) > t) * f["max_depth"].cell_area)
-                    if "max_depth" in f else np.nan for f in flood]
-            rows.append((f"flooded_area_gt_{t:g}m", "m2", f"flooded area, maximum depth above {t:g} m", vals))
+            vals = [float(np.sum((np.nan_to_num(f["max_depth"].values) > t) & m) * f["max_depth"].cell_area)
+                    if "max_depth" in f else np.nan for f, m in zip(flood, masks)]
+            rows.append((f"flooded_area_gt_{t:g}m", "m2", f"flooded area, maximum depth above {t:g} m{where}", vals))
     if any(e is not None for e in expo):
         for c in EXPOSURE_CLASSES:
             vals = [float((e["exposure"] == c).sum()) if e is not None else np.nan for e in expo]

@@ -117,7 +117,10 @@ def _indicator_rows(comp, keys, s, lang):
                 cls = "better" if np.sign(d) == direction else "worse"
             unit = " K" if r["unit"] == "degC" else ""
             deltas.append({"text": _fmt(d, dig, lang, sign=True) + unit, "cls": cls})
-        rows.append({"key": key, "label": s["indicator_labels"].get(key, r["label"]),
+        label = s["indicator_labels"].get(key, r["label"])
+        if key.startswith("flooded_area") and "outside retention basins" in str(r["label"]):
+            label += s["outside_basins"]
+        rows.append({"key": key, "label": label,
                      "unit": _unit(r["unit"], s, lang), "cells": [_fmt(v, dig, lang) for v in vals], "deltas": deltas})
     return rows
 
@@ -553,7 +556,19 @@ def render_report(comparison, *, lang: str = "de", title: str | None = None, sce
         building_head=head, building_rows=rows,
         buildings_intro=s["buildings_intro"].format(ring=_fmt(ring, 0, lang)),
         buildings_more=s["buildings_more"].format(n=more) if more else "",
-        method=_method(comp, s, lang), sources=list(sources), notes=list(comp.notes) + list(notes))
+        method=_method(comp, s, lang), sources=list(sources),
+        notes=[_note(n, s) for n in comp.notes] + list(notes))
+
+
+def _note(text: str, s: dict) -> str:
+    """A comparison note in the report's language (the known ones; others as they are)."""
+    m = re.match(r"flooded areas leave out the (\d+) retention basin", text)
+    if m:
+        return s["note_basins"].format(n=m.group(1))
+    m = re.match(r"run (\S+): the heat run has no air-temperature map", text)
+    if m:
+        return s["note_no_ta"].format(run=m.group(1))
+    return text
 
 
 def _version() -> str:
