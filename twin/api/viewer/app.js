@@ -663,7 +663,8 @@ function setRunStatus(run, status, progress, message) {
   bar.hidden = !status;
   bar.value = progress ?? 0;
   const pct = progress !== undefined && progress !== null ? ` ${Math.round(progress * 100)} %` : "";
-  el.textContent = status ? `${t(status)}${pct}${message ? " – " + message : ""}` : message || "";
+  const note = message && message !== status ? ` – ${message}` : "";
+  el.textContent = status ? `${t(status)}${pct}${note}` : message || "";
   $("run-cancel").hidden = !(status === "queued" || status === "running");
 }
 
