@@ -373,8 +373,8 @@ def _method(comp, s, lang) -> list[str]:
             total_txt = f"{_fmt(total, 1, lang)} mm"
         bnd = p.get("boundary") or {}
         kinds = set(bnd.values()) if isinstance(bnd, dict) else set()
-        if kinds == {"closed"}:
-            boundary = s["boundary_closed"]
+        if len(kinds) == 1 and f"boundary_{next(iter(kinds))}" in s:
+            boundary = s[f"boundary_{next(iter(kinds))}"]
         elif kinds:
             boundary = ", ".join(f"{k}: {s.get('boundary_' + str(v), v)}" for k, v in bnd.items())
         else:
@@ -417,7 +417,16 @@ def _method(comp, s, lang) -> list[str]:
         except (OSError, ValueError):
             pass
         tu = info.get("time_utc")
-        out.append(s["method_heat"].format(time=f"{tu} UTC" if tu else "–", ta_method=ta,
+        if tu:
+            try:
+                import pandas as pd
+
+                ts = pd.Timestamp(tu)
+                ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+                tu = ts.strftime("%Y-%m-%d %H:%M UTC")
+            except (ValueError, TypeError):
+                tu = str(tu)
+        out.append(s["method_heat"].format(time=tu or "–", ta_method=ta,
                                            wind=f"{_fmt(wind, 1, lang)} m/s" if wind is not None else "–",
                                            rh=f"{_fmt(rh, 0, lang)} %" if rh is not None else "–"))
     return out
@@ -520,6 +529,22 @@ def data_sources(scene_dir: str | os.PathLike | None, *, lang: str = "de", extra
     return out
 
 
+def _model_sources(comp, lang: str) -> list[dict]:
+    """Data behind the models' parameters that the runs used: the prior air-temperature coefficients
+    fitted on Berlin station data (predictor-only heat runs)."""
+    ref = comp.reference
+    info = _read_json(ref.heat / "run.json") if ref.heat is not None else {}
+    text = json.dumps(info.get("air_temperature") or {})
+    if "predictor_only_prior" not in text or "berlin" not in text:
+        return []
+    de = lang == "de"
+    return [{"what": ("Koeffizienten des Lufttemperatur-Prädiktormodells, angepasst an Stationsdaten aus Berlin "
+                      "(twin.sim.heat.predictors)" if de else "coefficients of the air-temperature predictor "
+                      "model, fitted on station data from Berlin (twin.sim.heat.predictors)"),
+             "attribution": "UCO Berlin (TU Berlin, Fachgebiet Klimatologie), via LCZ4r (Anjos et al.)",
+             "licence": "MIT (LCZ4r)", "file": None}]
+
+
 def _short(p: Path, bases: Sequence[Path]) -> str:
     for b in bases:
         try:
@@ -544,7 +569,7 @@ def render_report(comparison, *, lang: str = "de", title: str | None = None, sce
     ring = comp.buildings.attrs.get("ring_m", 10.0)
     if sources is None:
         scene = next((r.scene for r in comp.runs if r.scene is not None), None)
-        sources = data_sources(scene, lang=lang)
+        sources = data_sources(scene, lang=lang) + _model_sources(comp, lang)
     all_keys = list(comp.indicators.index)
     return tpl.render(
         lang=lang, s=s, title=title or s["title"], version=_version(), scene_name=scene_name,
