@@ -147,6 +147,7 @@ def test_split_screen_compares_two_runs(viewer, workspace):
     assert left.mean() < 0.02, f"left half changed in {left.mean():.3f} of its pixels"
     assert right.mean() > 0.03, f"right half changed in only {right.mean():.4f} of its pixels"
     assert f"cmp={workspace.run_ids[1]}" in page.evaluate("location.hash")
+    assert page.locator("#legend-right").is_hidden()    # both runs' depths share one colour scale
     page.locator("#compare").select_option("")
     page.wait_for_function("window.twinViewer.compare === null", timeout=30_000)
     viewer.wait_idle()
@@ -195,6 +196,15 @@ def test_link_restores_view_layer_and_language(fresh_page, workspace):
     assert page.locator("#legend-title").inner_text() == "Ankunftszeit des Wassers"
     assert "lang=" not in page.evaluate("location.hash")          # German is the default
     assert "layer=arrival_time" in page.evaluate("location.hash")
+    # the opt-in globe draws the NaturalEarthII imagery that ships with CesiumJS, from this server
+    page.locator("#show-globe").check()
+    page.wait_for_function("performance.getEntriesByType('resource').some(e => e.name.includes('/NaturalEarthII/'))",
+                           timeout=60_000)
+    assert "globe=1" in page.evaluate("location.hash")
+    page.locator("#show-globe").uncheck()
+    host = urlsplit(vp.base).netloc
+    assert [u for u in vp.requests if not u.startswith(("blob:", "data:")) and urlsplit(u).netloc != host] == []
+    assert any("/cesium/Assets/Textures/NaturalEarthII/" in u for u in vp.requests)
     assert vp.errors() == []
 
 

@@ -37,6 +37,7 @@ let picked = null;             // {feature, color}
 let sensorSource = null;
 let playTimer = null;
 let lastHash = "";
+let legendArgs = [null, null];  // the legend's layers (left, right), redrawn on a language change
 const errors = [];
 
 // ----------------------------------------------------------------------------- DOM state for tests
@@ -251,7 +252,9 @@ async function applyState() {
   viewer.scene.splitPosition = state.split;
   statusEl.dataset.tilesets = String(show.size);
   statusEl.dataset.snapshot = String(state.t >= 0 && snapshotRun(primary) ? state.t : -1);
-  renderLegend(wanted.find((w) => w.role === "drape")?.layer);
+  legendArgs = [wanted.find((w) => w.role === "drape" && w.src === primary)?.layer,
+    wanted.find((w) => w.role === "drape" && w.src === compare)?.layer];
+  renderLegend(...legendArgs);
   renderTimebar();
   renderSplit();
   writeHash();
@@ -363,7 +366,8 @@ function renderLayerPanel() {
   const colorSel = $("color-buildings");
   colorSel.replaceChildren(option("", t("none"), !state.color));
   for (const r of primary ? primary.manifest.runs || [] : []) {
-    for (const p of r.building_properties || []) {
+    for (const name of r.building_properties || []) {
+      const p = propId(name);                         // the id in the tiles' metadata
       if (!layerForProperty(primary, p)) continue;    // only values with a colour scale
       const u = propertyUnits(primary, p);
       colorSel.append(option(p, `${fieldLabel(u.field)} (${modelLabel(u.model)})`, state.color === p));
@@ -373,11 +377,19 @@ function renderLayerPanel() {
   $("notes").textContent = primary ? (primary.manifest.notes || []).join(" ") : "";
 }
 
-function renderLegend(layer) {
+function renderLegend(layer, right) {
   const box = $("legend");
+  const other = $("legend-right");
+  other.hidden = true;
   if (!layer || !layer.style) {
     box.hidden = true;
     return;
+  }
+  // colours of two runs compare only on the same scale: say so when the right side's differs
+  const rs = right && right.style;
+  if (rs && (rs.vmin !== layer.style.vmin || rs.vmax !== layer.style.vmax || rs.colormap !== layer.style.colormap)) {
+    other.textContent = `${t("right")}: ${t("other_scale")} ${formatValue(rs.vmin, rs.units)} – ${formatValue(rs.vmax, rs.units)}`;
+    other.hidden = false;
   }
   const st = layer.style;
   const stops = st.stops.map((c) => `rgb(${c[0]}, ${c[1]}, ${c[2]})`).join(", ");
@@ -423,6 +435,13 @@ const MODELS = ["heavyrain", "screening", "heat"];
 const UNIT_SUFFIXES = [["_m2_per_s", "m2 s-1"], ["_m_per_s", "m s-1"], ["_mm", "mm"], ["_m2", "m²"], ["_m", "m"],
   ["_s", "s"], ["_degc", "degC"], ["_c", "degC"], ["_k", "K"], ["_pct", "%"]];
 
+/** A name as the tiles writer turns it into a metadata property id (twin.tiles.metadata.sanitize_id). */
+function propId(name) {
+  let id = String(name).replace(/[^0-9a-zA-Z_]/g, "_").replace(/^_+|_+$/g, "") || "property";
+  if (/^[0-9]/.test(id)) id = "_" + id;
+  return id;
+}
+
 function modelLabel(model) {
   return MODELS.includes(model) ? t(model) : t("building");
 }
@@ -434,8 +453,9 @@ function modelLabel(model) {
  */
 function propertyUnits(src, prop) {
   for (const r of src.manifest.runs || []) {
-    if (!prop.startsWith(r.id + "_")) continue;
-    let rest = prop.slice(r.id.length + 1);
+    const prefix = propId(r.id) + "_";
+    if (!prop.startsWith(prefix)) continue;
+    let rest = prop.slice(prefix.length);
     let model = r.id;
     const m = rest.match(/^(heavyrain|screening|heat)_(.+)$/);
     if (m) [, model, rest] = m;
@@ -1039,9 +1059,7 @@ function relabel() {
   renderLayerPanel();
   renderTimebar();
   renderSplit();
-  renderLegend(primary && (state.t >= 0 && snapshotRun(primary)
-    ? snapshotRun(primary).snapshots[Math.min(state.t, snapshotRun(primary).snapshots.length - 1)].layers.find((l) => l.kind === "drape")
-    : drapeFor(primary, selectedField(primary))));
+  renderLegend(...legendArgs);
   if (picked) showBuilding(picked.feature);
   writeHash();
 }
