@@ -31,6 +31,7 @@ __all__ = ["Scenario", "ScenarioError", "Polygon", "MultiPolygon", "LineString",
 MODELS = ("heavyrain", "screening", "heat")
 _CRS_NOTE = "metres in the scene's CRS (e.g. EPSG:25832 easting/northing), not longitude/latitude"
 _ID = r"^[A-Za-z0-9_-]{1,64}$"
+_MAX_COORD = 1e8   # metres: beyond any projected CRS (and where GEOS's predicates overflow)
 
 
 class ScenarioError(TwinValueError):
@@ -51,8 +52,8 @@ Position = Annotated[list[float], Field(min_length=2, max_length=3, description=
 
 def _check_ring(ring: list[list[float]], where: str) -> list[list[float]]:
     for p in ring:
-        if not all(math.isfinite(v) for v in p):
-            raise ValueError(f"{where}: coordinates must be finite numbers, got {p}")
+        if not all(math.isfinite(v) and abs(v) <= _MAX_COORD for v in p):
+            raise ValueError(f"{where}: coordinates must be finite numbers of metres within +-{_MAX_COORD:.0e}, got {p}")
     pts = [tuple(p[:2]) for p in ring]
     if len(pts) > 1 and pts[0] == pts[-1]:
         pts = pts[:-1]
@@ -135,8 +136,8 @@ class LineString(_Model):
     @classmethod
     def _finite(cls, v):
         for p in v:
-            if not all(math.isfinite(x) for x in p):
-                raise ValueError(f"coordinates must be finite numbers, got {p}")
+            if not all(math.isfinite(x) and abs(x) <= _MAX_COORD for x in p):
+                raise ValueError(f"coordinates must be finite numbers of metres within +-{_MAX_COORD:.0e}, got {p}")
         if len({tuple(p[:2]) for p in v}) < 2:
             raise ValueError("a line needs at least 2 distinct points")
         return [list(p[:2]) for p in v]
@@ -234,8 +235,8 @@ class GreenRoofs(_Edit):
 
 
 class Tree(_Model):
-    x: float = Field(description="easting, " + _CRS_NOTE)
-    y: float = Field(description="northing, " + _CRS_NOTE)
+    x: float = Field(ge=-_MAX_COORD, le=_MAX_COORD, description="easting, " + _CRS_NOTE)
+    y: float = Field(ge=-_MAX_COORD, le=_MAX_COORD, description="northing, " + _CRS_NOTE)
     crown_radius_m: float = Field(3.0, gt=0, le=30)
     height_m: float = Field(10.0, gt=0, le=60)
 
