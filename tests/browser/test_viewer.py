@@ -173,6 +173,20 @@ def test_sensor_marker_shows_latest_values(viewer, workspace):
     assert "12,6 mm" in m["text"] and "⚠" in m["text"]  # the QC-flagged rain reading is marked
 
 
+def test_hash_round_trips_and_ignores_garbage(viewer):
+    """state.js: a link's hash parses to the state that formats back to the same hash."""
+    out = viewer.page.evaluate("""async () => {
+        const m = await import('/state.js');
+        const h = '#run=r-1&layer=max_depth&water=0&t=2&cmp=r-2&split=0.3&off=terrain&sensors=0&globe=1'
+                + '&color=heavyrain_max_depth_max&cam=11.5681,48.1478,650,200,-45,0&lang=en';
+        const bad = m.parseHash('#t=x&split=7&cam=1,2,3&lang=en&zzz=1');
+        return {again: m.formatHash(m.parseHash(h)), h, bad, empty: m.formatHash(m.parseHash(''))};
+    }""")
+    assert out["again"] == out["h"]
+    assert out["bad"]["t"] == -1 and out["bad"]["split"] == 0.95 and out["bad"]["cam"] is None
+    assert out["empty"] == "#"
+
+
 def test_link_restores_view_layer_and_language(fresh_page, workspace):
     run = workspace.run_ids[1]
     cam = [11.5681, 48.1478, 650.0, 200.0, -45.0, 0.0]
