@@ -34,7 +34,7 @@ import numpy as np
 from twin.errors import TwinValueError
 
 __all__ = ["PREDICTOR_RADII_M", "PRIORITY", "PRIOR_COEFFICIENTS", "PRIOR_RMSE_K", "HeatWeather", "surfaces_from_grid",
-           "predictor_maps", "prior_model", "is_night"]
+           "predictor_maps", "prior_model", "is_night", "buffer_mean"]
 
 PREDICTOR_RADII_M = (50, 100, 250, 500)
 
@@ -160,13 +160,56 @@ def surfaces_from_grid(grid) -> tuple[np.ndarray, np.ndarray | None]:
     return dsm, veg
 
 
+#: a disc of more than this many cells in radius is averaged on a coarser raster (see buffer_mean)
+EXACT_DISC_CELLS = 50
+
+
+def buffer_mean(values, *, radius_m: float, cell_m: float) -> np.ndarray:
+    """Mean of the finite values within ``radius_m`` of every cell (a disc buffer; NaN skipped).
+
+    Exact (twin.sim.heat.geometry.disc_mean) up to :data:`EXACT_DISC_CELLS` cells of radius. Larger
+    discs, whose cost grows with the radius, are evaluated on a raster coarsened by ``k =
+    floor(radius / (EXACT_DISC_CELLS cells))`` (block sums and counts of finite values, so the mean
+    still weights every fine cell equally) and interpolated bilinearly back to the cells: the disc
+    edge is then resolved to ``k`` cells, i.e. to 1/50 of the radius (tests/test_heat_scene.py
+    compares both ways).
+    """
+    from scipy.ndimage import map_coordinates
+
+    from twin.sim.heat.geometry import disc_mean
+
+    a = np.asarray(values, np.float64)
+    rc = radius_m / cell_m
+    k = int(rc // EXACT_DISC_CELLS)
+    if k < 2:
+        return disc_mean(a, radius_cells=rc)
+    ny, nx = a.shape
+    cy, cx = -(-ny // k), -(-nx // k)
+    pad = np.full((cy * k, cx * k), np.nan)
+    pad[:ny, :nx] = a
+    fin = np.isfinite(pad)
+    blocks = lambda v: v.reshape(cy, k, cx, k).sum(axis=(1, 3))  # noqa: E731
+    sums, counts = blocks(np.where(fin, pad, 0.0)), blocks(fin.astype(np.float64))
+    rr = rc / k
+    m_sum, m_cnt = disc_mean(sums, radius_cells=rr), disc_mean(counts, radius_cells=rr)
+    coarse = np.where(m_cnt > 0, m_sum / np.where(m_cnt > 0, m_cnt, 1.0), np.nan)
+    # fine cell centre (i + 1/2) in coarse cell units, minus the coarse centre offset 1/2
+    yi = (np.arange(ny) + 0.5) / k - 0.5
+    xi = (np.arange(nx) + 0.5) / k - 0.5
+    yy, xx = np.meshgrid(yi, xi, indexing="ij")
+    filled = np.where(np.isfinite(coarse), coarse, np.nanmean(coarse) if np.isfinite(coarse).any() else 0.0)
+    out = map_coordinates(filled, [yy.ravel(), xx.ravel()], order=1, mode="nearest").reshape(ny, nx)
+    near_nan = map_coordinates(np.isfinite(coarse).astype(float), [yy.ravel(), xx.ravel()], order=0,
+                               mode="nearest").reshape(ny, nx)
+    out[near_nan == 0] = np.nan
+    return out
+
+
 def predictor_maps(grid, *, svf=None, radii_m=PREDICTOR_RADII_M) -> dict[str, np.ndarray]:
     """Predictor rasters of a grid (see the module docstring); float64 arrays of the grid's shape.
 
     ``svf`` (the SVF map of the grid) adds ``svf_<r>m``; fields the grid lacks are skipped.
     """
-    from twin.sim.heat.geometry import disc_mean
-
     cell = float(grid.transform.a)
     if not (cell > 0):
         raise TwinValueError(f"grid cell size {cell} must be > 0")
@@ -187,7 +230,7 @@ def predictor_maps(grid, *, svf=None, radii_m=PREDICTOR_RADII_M) -> dict[str, np
         layers["water_fraction"] = (np.asarray(grid["water_mask"]) > 0).astype(np.float64)
     for base, arr in layers.items():
         for r in radii_m:
-            out[f"{base}_{int(r)}m"] = disc_mean(arr, radius_cells=r / cell)
+            out[f"{base}_{int(r)}m"] = buffer_mean(arr, radius_m=r, cell_m=cell)
     if has("water_mask") and np.any(np.asarray(grid["water_mask"]) > 0):
         from scipy.ndimage import distance_transform_edt
 
