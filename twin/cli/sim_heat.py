@@ -12,7 +12,9 @@ def add_parser(subparsers):
     p.add_argument("--dsm", help="DSM GeoTIFF with absolute heights (terrain + buildings)")
     p.add_argument("--dem", help="terrain GeoTIFF on the DSM grid (building heights = DSM - DEM)")
     p.add_argument("--out", required=True, help="run folder")
-    p.add_argument("--sensors", help="CSV (station,x,y,[time],temperature), GeoJSON points or a twin sensors SQLite store")
+    p.add_argument("--sensors", help="CSV (station,x,y,[time],temperature,[flags]), GeoJSON points or a twin sensors "
+                                     "SQLite store (quality-controlled first with twin.sensors.qc: flags are written "
+                                     "to the store, nothing is deleted; --no-qc skips it)")
     p.add_argument("--time", help="ISO 8601 time (UTC unless an offset is given)")
     p.add_argument("--directions", type=int, default=32)
     p.add_argument("--radius", type=float, default=200.0, help="horizon search radius, m")
