@@ -18,9 +18,9 @@ the kernel (JIT outside the timing), best of ``--repeat``:
   ``--scaling-directions`` with ``--scaling-radius``, as ns per (cell x direction x step) and the
   log-log slopes of time against cells and against directions (1.0 = linear), next to the plain-NumPy
   reference (no early exit either) on the smallest size. The radius is short (25 m) so that rays
-  leaving the raster (which cost nothing) are a small share at every size. Measured (2 cores):
-  0.65-0.72 ns per cell x direction x step from 0.25 to 2 Mpx and 16 to 64 directions (log-log slopes
-  1.10 in cells, 1.09 in directions), except 2 Mpx x 64 directions at 1.13 ns (cache); NumPy 1.10 ns.
+  leaving the raster (which cost nothing) are a small share at every size. Measured (2 cores, load ~3):
+  0.95-1.03 ns per cell x direction x step from 0.25 to 2 Mpx and 16 to 64 directions (log-log slopes
+  1.005 in cells, 0.98 in directions); the NumPy reference 2.0 ns.
 
 Context: UMEP/SOLWEIG's CPU SVF of a 1000 x 1000 tile is reported at ~1,200 s (Kamath et al. 2026,
 JOSS, SOLWEIG-GPU paper; see ../shared/reference/heat.md). That is not measured here.
