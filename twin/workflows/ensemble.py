@@ -91,7 +91,9 @@ def _stored(run_dir: Path, key: str) -> dict | None:
         return None
     import xarray as xr
 
-    with xr.open_dataset(run_dir / "result.nc") as ds:
+    from twin.sim.heavyrain.simulate import NETCDF_LOCK
+
+    with NETCDF_LOCK, xr.open_dataset(run_dir / "result.nc") as ds:
         md = ds["max_depth"].to_numpy()
     cell = float(info["grid"]["cell_size_m"])
     wb = info["water_balance"]

@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,10 @@ import numpy as np
 from twin.errors import CRSError, TwinIOError, TwinValueError
 from twin.sim.heavyrain.forcing import Losses, PointInflow, RainGrid, RainSeries
 from twin.sim.heavyrain.model import HeavyRainModel
+
+#: the netCDF4/HDF5 wheels are not thread-safe: two threads writing different files at once can crash the
+#: process (seen as a bus error with ensemble members on Dask's threaded scheduler), so writes take this lock
+NETCDF_LOCK = threading.Lock()
 
 __all__ = ["simulate", "HeavyRainResult", "read_dem", "read_gauges_csv", "Gauge"]
 
@@ -110,7 +115,8 @@ class HeavyRainResult:
             raise TwinIOError(f"{run_dir} already holds a run; pass overwrite=True (--overwrite) or pick another folder")
         run_dir.mkdir(parents=True, exist_ok=True)
         ds = self.dataset
-        ds.to_netcdf(run_dir / "result.nc")
+        with NETCDF_LOCK:
+            ds.to_netcdf(run_dir / "result.nc")
         md = ds["max_depth"].to_numpy().astype(np.float32)
         t = self.run_info["grid"]["transform"]
         crs = self.run_info["grid"]["crs_wkt"] or None
