@@ -1,6 +1,7 @@
 """Real servers for the sensor tests, started as subprocesses on 127.0.0.1 and always torn down.
 
-- :class:`StaServer`: django-ogc-sensorthings (PyPI) on SQLite under uvicorn (``tests.sensors.sta_server``).
+- :class:`StaServer`: django-ogc-sensorthings (PyPI) on SQLite under uvicorn (``twin.workflows._sta_server``,
+  the same server the demo starts).
 - :class:`Mosquitto`: the Debian ``mosquitto`` broker (installed by ``make sysdeps``).
 Every wait is bounded; a server that does not come up fails the test with its log.
 """
@@ -69,7 +70,7 @@ class StaServer:
         env = dict(os.environ, PYTHONPATH=str(REPO))
         with open(self.log, "ab") as fh:
             self.proc = subprocess.Popen(
-                [sys.executable, str(Path(__file__).with_name("sta_server.py")), "--port", str(self.port), "--db", str(self.db),
+                [sys.executable, "-m", "twin.workflows._sta_server", "--port", str(self.port), "--db", str(self.db),
                  "--max-top", str(self.max_top)], cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT)
         _wait_port(self.port, self.proc, timeout_s, self.log)
         return self

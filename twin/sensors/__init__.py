@@ -16,7 +16,7 @@ __all__ = [
     "sync", "sync_datastreams", "discover", "SyncReport",
     "ReadingStore", "open_store",
     "MqttWatcher",
-    "run_qc",
+    "run_qc", "flag_names",
     "rain_forcing", "heat_forcing",
     "read_ngsi",
     "conversion_for", "UnitError", "SensorServerError", "CircuitOpenError", "PagingError",
@@ -25,7 +25,7 @@ __all__ = [
 _WHERE = {
     "SensorThingsClient": "client", "RetryPolicy": "client", "CircuitBreaker": "client",
     "sync": "ingest", "sync_datastreams": "ingest", "discover": "ingest", "SyncReport": "ingest",
-    "ReadingStore": "store", "open_store": "store", "MqttWatcher": "mqtt", "run_qc": "qc",
+    "ReadingStore": "store", "open_store": "store", "MqttWatcher": "mqtt", "run_qc": "qc", "flag_names": "_model",
     "rain_forcing": "forcing", "heat_forcing": "forcing", "read_ngsi": "ngsi", "conversion_for": "units",
     "UnitError": "errors", "SensorServerError": "errors", "CircuitOpenError": "errors", "PagingError": "errors",
 }

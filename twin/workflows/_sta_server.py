@@ -3,8 +3,8 @@
 Run as ``python -m twin.workflows._sta_server --port PORT --db FILE``; it migrates the database and serves
 ``http://127.0.0.1:PORT/sensorthings/v1.1/`` until it is terminated. The Django settings are made in code
 (no project folder), so nothing is written outside ``--db``. django-ogc-sensorthings comes with
-``pip install 'twin[test]'`` (``make`` installs it); the same set-up serves the sensor tests
-(``tests/sensors/sta_server.py``).
+``pip install 'twin[test]'`` (``make`` installs it); the sensor tests start the same server
+(``tests/sensors/servers.py``).
 """
 
 from __future__ import annotations

@@ -69,6 +69,12 @@ def _strings(lang: str) -> dict:
     return json.loads((_DATA / "strings.json").read_text(encoding="utf-8"))[lang]
 
 
+
+def _delta_cell(d: float, digits: int, lang: str) -> dict:
+    """A table cell for a change (scenario - reference): lower is better for depth, temperature and UTCI."""
+    cls = "" if not np.isfinite(d) or round(d, digits) == 0 else ("better" if d < 0 else "worse")
+    return {"text": _fmt(d, digits, lang, sign=True), "cls": "num " + cls}
+
 def _fmt(v, digits: int, lang: str, *, sign: bool = False) -> str:
     if v is None or (isinstance(v, (float, np.floating)) and not math.isfinite(float(v))):
         return "–"
@@ -314,9 +320,7 @@ def _building_rows(comp, s, lang, limit: int):
                 row.append({"text": _fmt(r[f"max_depth_m[{rid}]"], 2, lang), "cls": "num"})
         for rid in ids[1:]:
             if f"delta_max_depth_m[{rid}]" in b:
-                d = r[f"delta_max_depth_m[{rid}]"]
-                cls = "" if not np.isfinite(d) or round(d, 2) == 0 else ("better" if d < 0 else "worse")
-                row.append({"text": _fmt(d, 2, lang, sign=True), "cls": "num " + cls})
+                row.append(_delta_cell(r[f"delta_max_depth_m[{rid}]"], 2, lang))
         if expo_cols:
             parts = [ex.get(str(r[c]), str(r[c])) if r[c] is not None and r[c] == r[c] else "–" for c in expo_cols]
             row.append({"text": " → ".join(parts) if len(set(parts)) > 1 else parts[0], "cls": ""})
@@ -326,9 +330,7 @@ def _building_rows(comp, s, lang, limit: int):
                     row.append({"text": _fmt(r[f"{heat_q}[{rid}]"], 1, lang), "cls": "num"})
             for rid in ids[1:]:
                 if f"delta_{heat_q}[{rid}]" in b:
-                    d = r[f"delta_{heat_q}[{rid}]"]
-                    cls = "" if not np.isfinite(d) or round(d, 1) == 0 else ("better" if d < 0 else "worse")
-                    row.append({"text": _fmt(d, 1, lang, sign=True), "cls": "num " + cls})
+                    row.append(_delta_cell(r[f"delta_{heat_q}[{rid}]"], 1, lang))
         rows.append(row)
     return head, rows, more
 

@@ -51,7 +51,7 @@ def list_sensors(store: Annotated[object | None, Depends(sensor_store)], _: View
                  ) -> SensorList:
     if store is None:
         return SensorList(available=False, items=[])
-    from twin.sensors._model import flag_names
+    from twin.sensors import flag_names
 
     now_us = datetime.now(timezone.utc).timestamp() * 1e6
     items = []

@@ -12,58 +12,15 @@ import math
 import numpy as np
 from numba import njit
 
+# the same deterministic binary heap (float64 keys, int64 values, ties broken on the value) as the untiled fill
+from twin.sim.heavyrain._screening_kernels import _heap_pop as _pop
+from twin.sim.heavyrain._screening_kernels import _heap_push as _push
+
 _DR = (-1, -1, 0, 1, 1, 1, 0, -1)
 _DC = (0, 1, 1, 1, 0, -1, -1, -1)
 
 OCEAN = -1  # label of cells that drain straight out of the domain (border or next to NaN)
 NO_LABEL = -2  # NaN cells
-
-
-@njit(cache=True, inline="always")
-def _less(k1, v1, k2, v2):
-    return k1 < k2 or (k1 == k2 and v1 < v2)
-
-
-@njit(cache=True)
-def _push(keys, vals, size, key, val):
-    i = size
-    while i > 0:
-        p = (i - 1) >> 1
-        if _less(key, val, keys[p], vals[p]):
-            keys[i] = keys[p]
-            vals[i] = vals[p]
-            i = p
-        else:
-            break
-    keys[i] = key
-    vals[i] = val
-    return size + 1
-
-
-@njit(cache=True)
-def _pop(keys, vals, size):
-    k0 = keys[0]
-    v0 = vals[0]
-    size -= 1
-    key = keys[size]
-    val = vals[size]
-    i = 0
-    while True:
-        c = 2 * i + 1
-        if c >= size:
-            break
-        if c + 1 < size and _less(keys[c + 1], vals[c + 1], keys[c], vals[c]):
-            c += 1
-        if _less(keys[c], vals[c], key, val):
-            keys[i] = keys[c]
-            vals[i] = vals[c]
-            i = c
-        else:
-            break
-    if size > 0:
-        keys[i] = key
-        vals[i] = val
-    return k0, v0, size
 
 
 @njit(cache=True)
